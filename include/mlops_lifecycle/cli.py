@@ -1,0 +1,254 @@
+"""The ``mlops`` command: the demo, spec checks, rollback and approval from a terminal.
+
+Run ``mlops --help``. Every sub-command reads the same environment as the DAGs
+(``MLOPS_DATA_DIR``, ``MLFLOW_TRACKING_URI``, ``MLOPS_SPECS_DIR``, ``AIRFLOW_HOME``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from mlops_lifecycle import config
+
+DEMO_MODEL = "late_delivery"
+DEMO_START = dt.date(2026, 3, 1)
+DEMO_MARKER = ".mlops-demo"
+
+
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate every spec; print each problem with file and field."""
+    from mlops_lifecycle import spec
+
+    specs, errors = spec.check_all(args.specs)
+    for s in specs:
+        _say(f"ok      {s.name}  ({len(s.features)} features, {s.target.task}, schedule {s.schedule})")
+    for e in errors:
+        _say(f"INVALID {e}")
+    if not specs and not errors:
+        _say(f"no specs found in {args.specs or config.specs_dir()}")
+    return 1 if errors else 0
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return f"cli:{args.user or getpass.getuser()}"
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mlops_lifecycle import registry, spec
+
+    entry = registry.rollback(spec.get_spec(args.model), actor=_actor(args), reason=args.reason, to_version=args.to_version)
+    _say(f"{args.model}: champion is now v{entry['to_version']} (was v{entry['from_version']}); recorded as audit #{entry['seq']}")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from mlops_lifecycle import registry, spec
+
+    entry = registry.approve(spec.get_spec(args.model), actor=_actor(args), reason=args.reason)
+    _say(f"{args.model}: approved v{entry['to_version']} as champion (was v{entry['from_version']})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mlops_lifecycle import registry, spec
+
+    s = spec.get_spec(args.model)
+    for v in registry.versions(s):
+        _say(f"v{v.version:<3} {v.tags.get('status', '?'):<18} {v.tags.get('trigger.reason', ''):<14} "
+             f"holdout_{s.promotion.metric}={v.tags.get('holdout_' + s.promotion.metric, '?')} "
+             f"{v.tags.get('rejection_reason') or v.tags.get('promotion_reason') or ''}"[:200])
+    for e in registry.audit_log(s):
+        _say(f"audit #{e['seq']} {e['at']} {e['action']} v{e['from_version']} -> v{e['to_version']} by {e['by']}: {e['reason']}"[:300])
+    return 0
+
+
+def cmd_example_data(args: argparse.Namespace) -> int:
+    from mlops_lifecycle import ingestion, spec
+    from mlops_lifecycle.examples import late_delivery
+
+    s = spec.get_spec(DEMO_MODEL)
+    start = dt.date.fromisoformat(args.start)
+    days = [start + dt.timedelta(days=i) for i in range(args.days)]
+    template = ingestion.source_path(s, "2000-01-01").replace("2000-01-01", "{ds}")
+    written = late_delivery.write_landing(
+        template, days, rows=args.rows,
+        shift_start=dt.date.fromisoformat(args.shift_start) if args.shift_start else None,
+        corrupt_days=tuple(dt.date.fromisoformat(d) for d in args.corrupt or []),
+    )
+    _say(f"wrote {len(written)} files to {Path(template).parent}")
+    return 0
+
+
+def _reset_demo_stores() -> None:
+    data = config.data_dir()
+    marker = data / DEMO_MARKER
+    if data.exists() and any(data.iterdir()) and not marker.exists():
+        raise SystemExit(
+            f"refusing to run the demo in {data}: it holds data the demo did not create. "
+            "Point MLOPS_DATA_DIR at an empty or demo folder."
+        )
+    if os.environ.get("MLFLOW_TRACKING_URI") and not config.mlflow_tracking_uri().startswith(f"sqlite:///{data}"):
+        raise SystemExit("the demo resets its MLflow store; unset MLFLOW_TRACKING_URI to use the demo's own SQLite store")
+    if data.exists():
+        shutil.rmtree(data)
+    data.mkdir(parents=True)
+    marker.write_text("created by `mlops demo`; the demo wipes this folder on its next run\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Replay the example through the real DAGs and print what happened each day."""
+    config.quiet_third_party()
+    t0 = time.perf_counter()
+    _reset_demo_stores()
+    from mlops_lifecycle import lake, registry, replay, spec
+    from mlops_lifecycle.examples import late_delivery
+
+    s = spec.get_spec(DEMO_MODEL)
+    days = [DEMO_START + dt.timedelta(days=i) for i in range(args.days)]
+    history = [DEMO_START - dt.timedelta(days=i) for i in range(args.history_days, 0, -1)]
+    shift_start = DEMO_START + dt.timedelta(days=args.shift_day - 1)
+    corrupt_day = DEMO_START + dt.timedelta(days=args.corrupt_day - 1)
+    _say(f"== mlops demo: model {s.name}, {len(days)} days from {days[0]} (data shift from {shift_start}, "
+         f"corrupted batch on {corrupt_day})")
+    for k, v in replay.config_summary().items():
+        _say(f"   {k}={v}")
+    template = str(config.data_dir() / "landing" / s.name / "{ds}.parquet")
+    late_delivery.write_landing(template, history + days, rows=args.rows, shift_start=shift_start, corrupt_days=(corrupt_day,))
+    _say(f"-- generated {len(history) + len(days)} daily files in {Path(template).parent}")
+    replay.seed_history(s, history)
+    _say(f"-- ingested and validated {len(history)} days of history ({history[0]}..{history[-1]}) for the first training")
+
+    logfile = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow")) / "logs" / "demo-replay.log"
+    if logfile.exists():
+        logfile.unlink()
+    dags = replay.load_dags(s)
+    replay.clear_runs(s)
+    t_replay = time.perf_counter()
+    rows = []
+    header = f"{'day':<11} {'rows':>5}  {'validation':<19} {'drift':>5}  {'scored by':<9}  retraining"
+    _say(f"-- replaying through Airflow (task logs: {logfile})\n\n{header}\n{'-' * len(header)}")
+    for day in days:
+        result = replay.run_day(s, dags, day, logfile)
+        row = replay.day_row(s, day, result)
+        rows.append(row)
+        drift = "" if row["drift_share"] is None else f"{row['drift_share']:.2f}"
+        scored = f"v{row['scored_by']}" if row["scored_by"] else "-"
+        extra = row["retrain"]
+        if result.retrain_runs:
+            last = registry.versions(s)[-1]
+            status = last.tags.get("status")
+            extra += f": v{last.version} {status}"
+            if status == "rejected":
+                extra += f" ({last.tags.get('rejection_reason', '')[:80]})"
+        _say(f"{row['ds']:<11} {row['rows'] or '-':>5}  {row['validation']:<19} {drift:>5}  {scored:<9}  {extra}")
+    replay_s = time.perf_counter() - t_replay
+
+    _say("\n-- model registry (MLflow)")
+    cmd_status(argparse.Namespace(model=s.name))
+    data = config.data_dir()
+    model_dir = lake.root() / s.name
+    bad = [r["ds"] for r in rows if r["validation"].startswith("FAILED")]
+    drift_reports = sorted((model_dir / "reports" / "drift").glob("ds=*/report.html"))
+    summary = {
+        "days": len(days),
+        "replay_seconds": round(replay_s, 1),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "quarantined_days": bad,
+        "retrain_runs": sum(1 for r in rows if "retrain run" in r["retrain"]),
+        "champion": registry.champion(s).version if registry.champion(s) else None,
+    }
+    _say(f"\n-- summary: {json.dumps(summary)}")
+    _say(f"""
+Where to look next
+  Airflow UI      make airflow      -> http://localhost:8080 (login printed at start-up; DAGs {s.name}__daily, __retrain, __rollback, __approve)
+  MLflow UI       make mlflow-ui    -> http://localhost:5000 (experiment '{s.name}', registered model '{s.model_name}', aliases champion / previous_champion)
+  Drift reports   {model_dir / 'reports' / 'drift'}/ds=YYYY-MM-DD/report.html  (e.g. {drift_reports[-1] if drift_reports else '-'})
+  Validation      {model_dir / 'reports' / 'validation'}/ds=YYYY-MM-DD/result.json; quarantined batches in {model_dir / 'quarantine'}
+  Data Docs       {lake.data_docs_dir() / 'index.html'}
+  Predictions     {model_dir / 'predictions'}/ds=YYYY-MM-DD/predictions.parquet (+ manifest.json: model version, data hash, code version)
+  Task logs       {logfile}
+  Data lake       {data}
+""")
+    return 0
+
+
+def cmd_airflow_info(args: argparse.Namespace) -> int:
+    home = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow"))
+    _say(f"Starting Airflow standalone with AIRFLOW_HOME={home}, data lake {config.data_dir()}.")
+    _say("UI: http://localhost:8080  user 'admin'; the password is printed below by Airflow and kept in")
+    _say(f"    {home / 'simple_auth_manager_passwords.json.generated'}")
+    _say("New DAGs start paused: unpause <model>__daily to schedule it, or trigger <model>__retrain from its form.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="validate every model spec")
+    c.add_argument("--specs", default=None, help="specs folder (default $MLOPS_SPECS_DIR or dags/specs)")
+    c.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("demo", help="replay the example model through the real DAGs")
+    d.add_argument("--days", type=int, default=30)
+    d.add_argument("--history-days", type=int, default=45)
+    d.add_argument("--rows", type=int, default=1000)
+    d.add_argument("--shift-day", type=int, default=14, help="day number on which the data shift starts")
+    d.add_argument("--corrupt-day", type=int, default=8, help="day number whose batch is corrupted")
+    d.set_defaults(func=cmd_demo)
+
+    for name, func, helptext in (("rollback", cmd_rollback, "set the champion back one step (or to --to-version)"),
+                                 ("approve", cmd_approve, "promote the challenger waiting for approval")):
+        r = sub.add_parser(name, help=helptext)
+        r.add_argument("model")
+        r.add_argument("--reason", required=True, help="why (recorded in the audit log)")
+        r.add_argument("--user", default=None, help="who you are (default: your login)")
+        if name == "rollback":
+            r.add_argument("--to-version", type=int, default=None)
+        r.set_defaults(func=func)
+
+    st = sub.add_parser("status", help="list a model's versions and its audit log")
+    st.add_argument("model")
+    st.set_defaults(func=cmd_status)
+
+    e = sub.add_parser("example-data", help="write the late_delivery example's landing files")
+    e.add_argument("--start", required=True)
+    e.add_argument("--days", type=int, default=30)
+    e.add_argument("--rows", type=int, default=1000)
+    e.add_argument("--shift-start", default=None)
+    e.add_argument("--corrupt", action="append", help="a day (YYYY-MM-DD) whose batch to corrupt; repeatable")
+    e.set_defaults(func=cmd_example_data)
+
+    a = sub.add_parser("airflow-info", help=argparse.SUPPRESS)
+    a.set_defaults(func=cmd_airflow_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the user, not a traceback
+        from mlops_lifecycle.registry import RegistryError
+        from mlops_lifecycle.spec import SpecError
+
+        if isinstance(exc, SpecError | RegistryError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""The DAG factory: every model spec becomes the same four DAGs.
+
+- ``<model>__daily``    scheduled: ingest -> validate -> features -> score with the champion
+                        -> drift check -> (retrain if the policy says so). With no champion
+                        yet it triggers the first training instead of scoring.
+- ``<model>__retrain``  triggered by the daily DAG or by hand (a form): assemble the window
+                        -> validate it -> train, test, log, register -> compare and promote.
+- ``<model>__rollback`` by hand: set the champion back to the previous (or a named) version.
+- ``<model>__approve``  by hand: promote the challenger waiting for approval.
+
+This module wires; every task body is one call into a stage module, imported inside
+the task so that parsing the DAG folder imports nothing heavier than ``airflow.sdk``,
+``pydantic`` and ``yaml``. Only small JSON summaries travel through XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import warnings
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Param, dag, get_parsing_context, task
+
+from mlops_lifecycle import spec as spec_mod
+from mlops_lifecycle.spec import ModelSpec, get_spec
+
+log = logging.getLogger(__name__)
+
+DAG_KINDS = ("daily", "retrain", "rollback", "approve")
+
+
+def dag_id(model: str, kind: str) -> str:
+    """The one place DAG ids are made: ``<model>__<kind>``."""
+    if kind not in DAG_KINDS:
+        raise ValueError(f"unknown DAG kind {kind!r}")
+    return f"{model}__{kind}"
+
+
+def _ds(context: dict[str, Any]) -> str:
+    """The partition date of a run: its logical date, or the day it was triggered for."""
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.date().isoformat()
+
+
+def _actor(context: dict[str, Any]) -> str:
+    """Who or what is acting: the DAG run, and the person who triggered it if any."""
+    run = context["dag_run"]
+    user = getattr(run, "triggering_user_name", None)
+    conf = run.conf or {}
+    requested = conf.get("requested_by")
+    parts = [f"airflow:{run.dag_id}/{run.run_id}"]
+    if requested:
+        parts.append(f"requested_by={requested}")
+    elif user:
+        parts.append(f"user={user}")
+    return " ".join(parts)
+
+
+def _default_args(spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "owner": spec.owner,
+        "retries": spec.retries,
+        "retry_delay": dt.timedelta(minutes=spec.retry_delay_minutes),
+    }
+
+
+def _doc(spec: ModelSpec, what: str) -> str:
+    features = ", ".join(f"`{f.name}` ({f.type})" for f in spec.features)
+    return (
+        f"### {spec.name}: {what}\n\n{spec.description}\n\n"
+        f"- **Owner:** {spec.owner}\n- **Target:** `{spec.target.column}` ({spec.target.task})\n"
+        f"- **Features:** {features}\n- **Promotion:** {spec.promotion.metric}, margin {spec.promotion.margin}, "
+        f"floor {spec.promotion.floor}, mode {spec.promotion.mode}\n"
+        f"- **Retraining:** drift share >= {spec.drift.drift_share} on {spec.retraining.drift_days_required} "
+        f"consecutive day(s), cooldown {spec.retraining.cooldown_days} days\n"
+    )
+
+
+def _common(spec: ModelSpec, kind: str, what: str) -> dict[str, Any]:
+    return {
+        "dag_id": dag_id(spec.name, kind),
+        "start_date": dt.datetime.combine(spec.start_date, dt.time(), tzinfo=dt.UTC),
+        "catchup": False,
+        "default_args": _default_args(spec),
+        "tags": sorted({"mlops", kind, *spec.tags}),
+        "doc_md": _doc(spec, what),
+        "render_template_as_native_obj": True,
+    }
+
+
+# ---- the daily DAG ---------------------------------------------------------------
+
+
+def build_daily(spec: ModelSpec) -> DAG:
+    """Scheduled DAG: ingest, validate, featurise, score, check drift, maybe retrain."""
+    name = spec.name
+
+    @dag(schedule=spec.schedule, max_active_runs=1, **_common(spec, "daily", "daily scoring and monitoring"))
+    def daily():
+        @task(retries=0)
+        def ingest(**context) -> dict:
+            from mlops_lifecycle import ingestion
+
+            return ingestion.ingest(get_spec(name), _ds(context))
+
+        @task(retries=0)
+        def validate(ingested: dict, **context) -> dict:
+            """Great Expectations gate: a bad batch is quarantined and the run stops here."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from mlops_lifecycle import validation
+
+            try:
+                return validation.validate_partition(get_spec(name), _ds(context))
+            except validation.ValidationFailed as exc:
+                # Not retried: the same bytes fail the same checks. Fix the source and rerun the day.
+                raise AirflowFailException(str(exc)) from exc
+
+        @task
+        def compute_features(validated: dict, **context) -> dict:
+            from mlops_lifecycle import scoring
+
+            return scoring.materialize_features(get_spec(name), _ds(context))
+
+        @task
+        def resolve_champion(feats: dict) -> dict | None:
+            from mlops_lifecycle import scoring
+
+            return scoring.champion_info(get_spec(name))
+
+        @task.branch
+        def route(champion: dict | None) -> str:
+            return "score" if champion else "trigger_first_training"
+
+        @task
+        def score(champion: dict, **context) -> dict:
+            from mlops_lifecycle import scoring
+
+            return scoring.score_partition(
+                get_spec(name), _ds(context), version=champion["version"], airflow_run_id=context["run_id"]
+            )
+
+        @task
+        def drift_check(scored: dict, **context) -> dict:
+            from mlops_lifecycle import monitoring
+
+            return monitoring.check_drift(get_spec(name), _ds(context), version=scored["model_version"])
+
+        @task.short_circuit
+        def decide_retraining(check: dict, **context) -> dict | bool:
+            """Retrain only on the spec's explicit conditions; skip the trigger otherwise."""
+            from mlops_lifecycle import monitoring
+
+            decision = monitoring.decide_retraining(get_spec(name), _ds(context), check, run_id=context["run_id"])
+            logging.getLogger(__name__).info("retraining decision: %s", decision)
+            return decision if decision["retrain"] else False
+
+        trigger_retraining = TriggerDagRunOperator(
+            task_id="trigger_retraining",
+            trigger_dag_id=dag_id(name, "retrain"),
+            # One request per model and day: a second trigger for the same day is skipped.
+            trigger_run_id="drift__{{ ds }}",
+            logical_date="{{ logical_date.isoformat() }}",
+            conf="{{ ti.xcom_pull(task_ids='decide_retraining') }}",
+            skip_when_already_exists=True,
+            # Never wait here: a waiting trigger blocks a worker slot (and hangs `dags test`).
+            wait_for_completion=False,
+        )
+        trigger_first_training = TriggerDagRunOperator(
+            task_id="trigger_first_training",
+            trigger_dag_id=dag_id(name, "retrain"),
+            trigger_run_id="first_training__{{ ds }}",
+            logical_date="{{ logical_date.isoformat() }}",
+            conf={"reason": "no_champion", "detail": "no champion yet: training the first model",
+                  "requested_by": "airflow:" + dag_id(name, "daily") + "/{{ run_id }}"},
+            skip_when_already_exists=True,
+            wait_for_completion=False,
+        )
+
+        champion = resolve_champion(compute_features(validate(ingest())))
+        scored = score(champion)
+        route(champion) >> [scored, trigger_first_training]
+        decide_retraining(drift_check(scored)) >> trigger_retraining
+
+    return daily()
+
+
+# ---- the retraining DAG --------------------------------------------------------------
+
+
+def build_retrain(spec: ModelSpec) -> DAG:
+    """Triggered DAG: train a challenger and promote it only if it wins."""
+    name = spec.name
+    params = {
+        "end_date": Param(
+            None, type=["null", "string"], format="date", title="Last day of the training window",
+            description="YYYY-MM-DD. Empty: the run's logical date.",
+        ),
+        "window_days": Param(
+            spec.training.window_days, type="integer", minimum=spec.training.validation_days + spec.training.holdout_days + 1,
+            maximum=3650, title="Training window (days)",
+            description="How many days of validated data, ending on the last day, to train on.",
+        ),
+        "promote": Param(
+            "spec", type="string", enum=["spec", "auto", "manual"], title="Promotion",
+            description=f"spec: follow the spec ({spec.promotion.mode}); auto: a winning challenger becomes champion "
+            "at once; manual: a winner waits as 'challenger' until approved with the approve DAG.",
+        ),
+        "force": Param(
+            False, type="boolean", title="Force retrain",
+            description="Train even when the window holds exactly the data the champion was trained on.",
+        ),
+        "reason": Param(
+            "manual", type="string", minLength=1, title="Reason",
+            description="Why this run retrains; recorded on the new model version and in the audit log.",
+        ),
+    }
+
+    @dag(schedule=None, max_active_runs=1, params=params, **_common(spec, "retrain", "retraining"))
+    def retrain():
+        @task(retries=0)
+        def assemble_window(**context) -> dict:
+            from mlops_lifecycle import training
+
+            p = context["params"]
+            return training.assemble_window(get_spec(name), p.get("end_date") or _ds(context), p["window_days"])
+
+        @task(retries=0)
+        def validate_window(window: dict) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from mlops_lifecycle import validation
+
+            try:
+                return validation.validate_training_set(get_spec(name), window["path"])
+            except validation.ValidationFailed as exc:
+                raise AirflowFailException(str(exc)) from exc
+
+        @task.short_circuit
+        def has_new_data(window: dict, checked: dict, **context) -> bool:
+            """Skip training when the champion was trained on this exact data (unless forced)."""
+            from mlops_lifecycle import registry
+
+            if context["params"]["force"]:
+                return True
+            champ = registry.champion(get_spec(name))
+            same = champ is not None and champ.tags.get("data.version") == window["data_version"]
+            if same:
+                logging.getLogger(__name__).info("champion v%s was trained on this data version; skipping", champ.version)
+            return not same
+
+        @task
+        def train(window: dict, **context) -> dict:
+            from mlops_lifecycle import training
+
+            conf = context["dag_run"].conf or {}
+            trigger = {
+                "reason": conf.get("reason") or context["params"]["reason"],
+                "detail": conf.get("detail"),
+                "by": _actor(context),
+                "evidence_ds": conf.get("ds"),
+            }
+            return training.train_and_register(get_spec(name), window, trigger=trigger)
+
+        @task
+        def compare_and_promote(trained: dict, **context) -> dict:
+            from mlops_lifecycle import training
+
+            mode = context["params"]["promote"]
+            auto = None if mode == "spec" else mode == "auto"
+            return training.compare_and_promote(get_spec(name), trained, actor=_actor(context), auto_promote=auto)
+
+        window = assemble_window()
+        checked = validate_window(window)
+        gate = has_new_data(window, checked)
+        trained = train(window)
+        gate >> trained
+        compare_and_promote(trained)
+
+    return retrain()
+
+
+# ---- rollback and approval -------------------------------------------------------------
+
+
+def build_rollback(spec: ModelSpec) -> DAG:
+    """Manual DAG: one step back to the previous champion (or a named version)."""
+    name = spec.name
+    params = {
+        "to_version": Param(
+            None, type=["null", "integer"], minimum=1, title="Version to restore",
+            description="Empty: the previous champion. Otherwise a registered version number.",
+        ),
+        "reason": Param("", type="string", minLength=3, title="Reason", description="Why you are rolling back (recorded)."),
+    }
+
+    @dag(schedule=None, params=params, **_common(spec, "rollback", "rollback"))
+    def rollback():
+        @task(retries=0)
+        def set_champion_back(**context) -> dict:
+            from mlops_lifecycle import registry
+
+            p = context["params"]
+            return registry.rollback(get_spec(name), actor=_actor(context), reason=p["reason"], to_version=p["to_version"])
+
+        set_champion_back()
+
+    return rollback()
+
+
+def build_approve(spec: ModelSpec) -> DAG:
+    """Manual DAG: approve the challenger waiting under alias ``challenger``."""
+    name = spec.name
+    params = {"reason": Param("", type="string", minLength=3, title="Reason", description="Why you approve it (recorded).")}
+
+    @dag(schedule=None, params=params, **_common(spec, "approve", "approval of a waiting challenger"))
+    def approve():
+        @task(retries=0)
+        def promote_challenger(**context) -> dict:
+            from mlops_lifecycle import registry
+
+            return registry.approve(get_spec(name), actor=_actor(context), reason=context["params"]["reason"])
+
+        promote_challenger()
+
+    return approve()
+
+
+BUILDERS = {"daily": build_daily, "retrain": build_retrain, "rollback": build_rollback, "approve": build_approve}
+
+
+def _invalid_spec_dag(stem: str, error: str) -> DAG:
+    """A stand-in for a broken spec: it shows the error in the UI and fails if run."""
+    safe = re.sub(r"[^a-z0-9_]", "_", stem.lower())[:60] or "unnamed"
+
+    with DAG(
+        dag_id=f"{safe}__invalid_spec",
+        schedule=None,
+        start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        catchup=False,
+        tags=["mlops", "invalid-spec"],
+        default_args={"owner": "mlops", "retries": 0},
+        doc_md=f"### Invalid model spec\n\n```\n{error}\n```\n\nFix the file; `make check` lists every problem.",
+    ) as invalid:
+
+        @task
+        def explain() -> None:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(error)
+
+        explain()
+    return invalid
+
+
+def build_all(folder: str | None = None) -> dict[str, DAG]:
+    """DAGs for every spec in the specs folder, keyed by dag id, in a stable order.
+
+    A broken spec yields one ``<name>__invalid_spec`` DAG carrying its error (and a
+    warning in the DAG processor's log) and leaves every other model's DAGs intact.
+    When a task process parses the file, only that task's DAG is built.
+    """
+    wanted = get_parsing_context().dag_id
+    out: dict[str, DAG] = {}
+    for path in spec_mod.spec_paths(folder):
+        if wanted and not wanted.startswith(f"{path.stem}__"):
+            continue
+        try:
+            model = spec_mod.load_spec(path)
+        except spec_mod.SpecError as exc:
+            warnings.warn(str(exc), stacklevel=2)
+            bad = _invalid_spec_dag(path.stem, str(exc))
+            out[bad.dag_id] = bad
+            continue
+        for kind, builder in BUILDERS.items():
+            if wanted and wanted != dag_id(model.name, kind):
+                continue
+            built = builder(model)
+            out[built.dag_id] = built
+    return out

@@ -1,0 +1,81 @@
+"""Model tests beyond one accuracy number: metrics, per-slice metrics, latency and size.
+
+Pure functions on arrays and frames; the training stage logs what they return.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from mlops_lifecycle.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+def metrics(spec: ModelSpec, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Every metric the spec's task type knows, for predictions ``y_pred``
+    (probabilities of the positive class for classifiers)."""
+    import numpy as np
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred, dtype=float)
+    if spec.is_classifier:
+        labels = (y_pred >= 0.5).astype(int)
+        two_classes = len(np.unique(y_true)) == 2
+        return {
+            "roc_auc": float(skm.roc_auc_score(y_true, y_pred)) if two_classes else float("nan"),
+            "log_loss": float(skm.log_loss(y_true, np.clip(y_pred, 1e-7, 1 - 1e-7), labels=[0, 1])),
+            "precision": float(skm.precision_score(y_true, labels, zero_division=0)),
+            "recall": float(skm.recall_score(y_true, labels, zero_division=0)),
+            "f1": float(skm.f1_score(y_true, labels, zero_division=0)),
+            "accuracy": float(skm.accuracy_score(y_true, labels)),
+        }
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "r2": float(skm.r2_score(y_true, y_pred)),
+    }
+
+
+def slice_metrics(spec: ModelSpec, frame: pd.DataFrame, y_pred: np.ndarray, min_rows: int = 30) -> dict[str, dict]:
+    """The promotion metric per value of the spec's slice column (slices under ``min_rows`` skipped)."""
+    column = spec.training.slice_column
+    if not column:
+        return {}
+    out: dict[str, dict] = {}
+    target = frame[spec.target.column].to_numpy()
+    for value in sorted(frame[column].dropna().unique(), key=str):
+        mask = (frame[column] == value).to_numpy()
+        if mask.sum() < min_rows:
+            continue
+        m = metrics(spec, target[mask], y_pred[mask])
+        out[str(value)] = {"rows": int(mask.sum()), spec.promotion.metric: m[spec.promotion.metric]}
+    return out
+
+
+def predict(spec: ModelSpec, model: Any, matrix: np.ndarray) -> np.ndarray:
+    """Predictions of an XGBoost sklearn-API model on a float32 matrix: the positive-class
+    probability for classifiers, the value for regressors."""
+    booster = model.get_booster()
+    return booster.inplace_predict(matrix)
+
+
+def latency_ms_per_1k(spec: ModelSpec, model: Any, matrix: np.ndarray, repeats: int = 3) -> float:
+    """Best-of-``repeats`` scoring time per 1,000 rows, in milliseconds."""
+    rows = max(len(matrix), 1)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(spec, model, matrix)
+        best = min(best, time.perf_counter() - start)
+    return best * 1000 * 1000 / rows
+
+
+def model_size_mb(model: Any) -> float:
+    """Size of the serialised booster (UBJSON), in megabytes."""
+    raw = model.get_booster().save_raw(raw_format="ubj")
+    return len(raw) / 1e6

@@ -1,0 +1,122 @@
+"""Deterministic data generator for the built-in ``late_delivery`` example.
+
+Each day is generated from its own seed (``seed`` + the date's ordinal), so any day
+can be regenerated alone and always gives the same rows. A *shift* moves the
+inputs into a heavier-traffic regime (more congestion and warehouse load, fewer
+drivers) where lateness climbs steeply: a real covariate shift that a model trained
+before it has barely seen. A *corrupt* day breaks the batch in the ways the
+validation stage must catch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+WEATHER = ["clear", "cloudy", "rain", "snow", "storm"]
+WEATHER_P = [0.45, 0.25, 0.18, 0.07, 0.05]
+WEATHER_EFFECT = {"clear": 0.0, "cloudy": 0.1, "rain": 0.5, "snow": 1.0, "storm": 1.4}
+PACKAGE = ["standard", "fragile", "oversized", "express"]
+PACKAGE_P = [0.6, 0.15, 0.1, 0.15]
+PACKAGE_EFFECT = {"standard": 0.0, "fragile": 0.3, "oversized": 0.6, "express": -0.6}
+REGION = ["north", "south", "east", "west", "central"]
+REGION_P = [0.2, 0.2, 0.2, 0.15, 0.25]
+REGION_EFFECT = {"north": 0.2, "south": -0.1, "east": 0.0, "west": 0.3, "central": -0.2}
+
+
+def generate_day(ds: dt.date, *, rows: int = 1000, seed: int = 7, shift: float = 0.0) -> pd.DataFrame:
+    """One day of dispatched packages with their outcome (``is_late``).
+
+    Args:
+        ds: the day; event times fall inside it and ids are unique to it.
+        rows: expected number of rows (the actual count varies by a few percent).
+        seed: base seed; the day's seed is ``seed + ds.toordinal()``.
+        shift: 0 for the normal regime, 1 for the fully shifted one.
+    """
+    rng = np.random.default_rng(seed + ds.toordinal())
+    n = int(rng.normal(rows, rows * 0.03))
+    start = pd.Timestamp(ds)
+    seconds = np.sort(rng.integers(0, 86_400, n))
+    traffic = np.clip(rng.beta(2.0, 4.0, n) * 70 + shift * 30, 0, 100)
+    workload = np.clip(rng.gamma(3.0, 2.0, n) + shift * 6, 0, 50)
+    drivers = np.clip(rng.poisson(60 - shift * 30, n), 0, 500)
+    frame = pd.DataFrame(
+        {
+            "package_id": [f"{ds:%Y%m%d}-{i:06d}" for i in range(n)],
+            "dispatched_at": start + pd.to_timedelta(seconds, unit="s"),
+            "distance_km": np.round(np.clip(rng.gamma(2.0, 15.0, n), 0.5, 390), 2),
+            "weather": rng.choice(WEATHER, n, p=WEATHER_P),
+            "traffic_index": np.round(traffic, 1),
+            "warehouse_workload": np.round(workload, 2),
+            "drivers_available": drivers.astype("int64"),
+            "package_type": rng.choice(PACKAGE, n, p=PACKAGE_P),
+            "delivery_region": rng.choice(REGION, n, p=REGION_P),
+        }
+    )
+    congestion = np.clip(frame["traffic_index"] - 60, 0, None) / 8.0  # steep beyond 60
+    logit = (
+        -2.6
+        + 0.015 * frame["distance_km"]
+        + frame["weather"].map(WEATHER_EFFECT)
+        + 0.02 * frame["traffic_index"]
+        + congestion**1.5
+        + 0.12 * frame["warehouse_workload"]
+        - 0.02 * frame["drivers_available"]
+        + frame["package_type"].map(PACKAGE_EFFECT)
+        + frame["delivery_region"].map(REGION_EFFECT)
+    )
+    prob = 1 / (1 + np.exp(-logit))
+    frame["is_late"] = (rng.random(n) < prob).astype("int64")
+    return frame
+
+
+def corrupt(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Break a batch the way upstream systems do: a dropped column, text in a number
+    column, negative distances, unknown categories and duplicated ids."""
+    rng = np.random.default_rng(seed)
+    bad = frame.drop(columns=["drivers_available"]).copy()
+    idx = rng.choice(len(bad), 25, replace=False)
+    bad["traffic_index"] = bad["traffic_index"].astype(object)
+    bad.loc[bad.index[idx[:5]], "traffic_index"] = "heavy"
+    bad.loc[bad.index[idx[5:12]], "distance_km"] = -bad.loc[bad.index[idx[5:12]], "distance_km"]
+    bad.loc[bad.index[idx[12:18]], "weather"] = "hail"
+    bad.loc[bad.index[idx[18:25]], "package_id"] = bad["package_id"].iloc[0]
+    return bad
+
+
+def shift_level(ds: dt.date, shift_start: dt.date | None) -> float:
+    """Shift intensity for a day: 0 before ``shift_start``, 1 from it on."""
+    return 1.0 if shift_start is not None and ds >= shift_start else 0.0
+
+
+def write_landing(
+    path_template: str,
+    days: list[dt.date],
+    *,
+    rows: int = 1000,
+    seed: int = 7,
+    shift_start: dt.date | None = None,
+    corrupt_days: tuple[dt.date, ...] = (),
+) -> list[Path]:
+    """Write one landing file per day, as the upstream system would.
+
+    ``path_template`` is an already-resolved template with ``{ds}`` left in it.
+    """
+    from mlops_lifecycle import lake
+
+    written = []
+    for day in days:
+        frame = generate_day(day, rows=rows, seed=seed, shift=shift_level(day, shift_start))
+        if day in corrupt_days:
+            frame = corrupt(frame, seed=day.toordinal())
+        target = Path(path_template.format(ds=day.isoformat(), ds_nodash=day.strftime("%Y%m%d")))
+        if target.suffix == ".csv":
+            with lake.atomic_path(target) as tmp:
+                frame.to_csv(tmp, index=False)
+        else:
+            lake.write_parquet(target, frame)
+        written.append(target)
+    return written

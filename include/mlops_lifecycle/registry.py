@@ -1,0 +1,234 @@
+"""The MLflow model registry: champions, challengers, promotions, rollbacks and their audit trail.
+
+Statuses are registry *aliases*, not the deprecated stages:
+
+- ``champion``: the version every scoring run uses;
+- ``previous_champion``: the one it replaced, so a rollback is one step;
+- ``challenger``: a version that won its comparison but waits for approval
+  (``promotion.mode: manual``).
+
+Every change of alias is recorded twice: as tags on the model version
+(``promoted_by``, ``promoted_at``, ``promotion_reason``) and as an append-only
+``audit.NNNN`` tag on the registered model saying who, when, why, from which
+version to which. Rejected challengers are tagged ``status=rejected`` with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mlops_lifecycle import config
+from mlops_lifecycle.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+PREVIOUS = "previous_champion"
+CHALLENGER = "challenger"
+
+
+class RegistryError(RuntimeError):
+    """The registry refused an operation (unknown version, nothing to roll back to...)."""
+
+
+def client() -> MlflowClient:
+    """An MlflowClient on the configured tracking URI (telemetry off)."""
+    config.quiet_third_party()
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = config.mlflow_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(spec: ModelSpec) -> str:
+    """Id of the model's experiment (named after the model), created on first use."""
+    import mlflow
+
+    c = client()
+    exp = c.get_experiment_by_name(spec.name)
+    if exp is not None:
+        return exp.experiment_id
+    root = config.mlflow_artifact_root()
+    location = f"{root.rstrip('/')}/{spec.name}" if root else None
+    exp_id = c.create_experiment(spec.name, artifact_location=location, tags={"owner": spec.owner})
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def _get_alias(spec: ModelSpec, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    c = client()
+    try:
+        return c.get_model_version_by_alias(spec.model_name, alias)
+    except MlflowException:
+        return None
+
+
+def champion(spec: ModelSpec) -> ModelVersion | None:
+    """The current champion version, or None when the model has none yet."""
+    return _get_alias(spec, CHAMPION)
+
+
+def challenger(spec: ModelSpec) -> ModelVersion | None:
+    """The version waiting for approval, if any."""
+    return _get_alias(spec, CHALLENGER)
+
+
+def get_version(spec: ModelSpec, version: int | str) -> ModelVersion:
+    """One registered version.
+
+    Raises:
+        RegistryError: the version does not exist.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_model_version(spec.model_name, str(int(version)))
+    except (MlflowException, ValueError) as exc:
+        raise RegistryError(f"{spec.model_name}: no model version {version!r} in the registry") from exc
+
+
+def load_model(spec: ModelSpec, version: int | str) -> Any:
+    """Load a registered version's XGBoost model (sklearn API) from the registry.
+
+    Models are only ever loaded by registry name and version, never from a path
+    taken from a run's conf.
+    """
+    import mlflow.xgboost
+
+    client()
+    return mlflow.xgboost.load_model(f"models:/{spec.model_name}/{int(version)}")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def audit_log(spec: ModelSpec) -> list[dict[str, Any]]:
+    """Every recorded promotion, approval and rollback of the model, oldest first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = client().get_registered_model(spec.model_name).tags
+    except MlflowException:
+        return []
+    return [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith("audit."))]
+
+
+def _record(spec: ModelSpec, entry: dict[str, Any]) -> dict[str, Any]:
+    c = client()
+    seq = len(audit_log(spec)) + 1
+    entry = {"seq": seq, "at": _now(), **entry}
+    c.set_registered_model_tag(spec.model_name, f"audit.{seq:04d}", json.dumps(entry, sort_keys=True))
+    log.info("registry audit %s: %s", spec.model_name, entry)
+    return entry
+
+
+def set_champion(spec: ModelSpec, version: int | str, *, actor: str, reason: str, action: str = "promote") -> dict:
+    """Make ``version`` the champion; the replaced champion becomes ``previous_champion``.
+
+    Returns the audit entry. Raises RegistryError when the version does not exist.
+    """
+    c = client()
+    target = get_version(spec, version)
+    current = champion(spec)
+    if current is not None and current.version == target.version:
+        raise RegistryError(f"{spec.model_name} v{target.version} is already the champion")
+    if current is not None:
+        c.set_registered_model_alias(spec.model_name, PREVIOUS, current.version)
+    c.set_registered_model_alias(spec.model_name, CHAMPION, target.version)
+    waiting = challenger(spec)
+    if waiting is not None and waiting.version == target.version:
+        c.delete_registered_model_alias(spec.model_name, CHALLENGER)
+    for key, value in {
+        "status": "champion",
+        "promoted_by": actor,
+        "promoted_at": _now(),
+        "promotion_reason": reason,
+        "replaced_version": current.version if current else "none",
+    }.items():
+        c.set_model_version_tag(spec.model_name, target.version, key, value)
+    if current is not None:
+        c.set_model_version_tag(spec.model_name, current.version, "status", "retired")
+    return _record(
+        spec,
+        {
+            "action": action,
+            "from_version": current.version if current else None,
+            "to_version": target.version,
+            "by": actor,
+            "reason": reason,
+        },
+    )
+
+
+def mark_challenger(spec: ModelSpec, version: int | str, *, actor: str, reason: str) -> dict:
+    """Park a winning version under alias ``challenger`` until someone approves it."""
+    c = client()
+    v = get_version(spec, version)
+    c.set_registered_model_alias(spec.model_name, CHALLENGER, v.version)
+    c.set_model_version_tag(spec.model_name, v.version, "status", "awaiting_approval")
+    c.set_model_version_tag(spec.model_name, v.version, "promotion_reason", reason)
+    return _record(spec, {"action": "await_approval", "from_version": None, "to_version": v.version, "by": actor, "reason": reason})
+
+
+def reject(spec: ModelSpec, version: int | str, *, actor: str, reason: str) -> dict:
+    """Tag a version that lost its comparison (or failed a model test) with why."""
+    c = client()
+    v = get_version(spec, version)
+    c.set_model_version_tag(spec.model_name, v.version, "status", "rejected")
+    c.set_model_version_tag(spec.model_name, v.version, "rejection_reason", reason)
+    c.set_model_version_tag(spec.model_name, v.version, "rejected_by", actor)
+    return _record(spec, {"action": "reject", "from_version": None, "to_version": v.version, "by": actor, "reason": reason})
+
+
+def approve(spec: ModelSpec, *, actor: str, reason: str) -> dict:
+    """Promote the waiting challenger to champion (manual promotion mode).
+
+    Raises RegistryError when no version waits for approval.
+    """
+    waiting = challenger(spec)
+    if waiting is None:
+        raise RegistryError(f"{spec.model_name}: no version is waiting for approval (alias {CHALLENGER!r})")
+    return set_champion(spec, waiting.version, actor=actor, reason=reason, action="approve")
+
+
+def rollback(spec: ModelSpec, *, actor: str, reason: str, to_version: int | str | None = None) -> dict:
+    """Set the champion back to ``previous_champion`` (or to ``to_version``) in one step.
+
+    Raises RegistryError when there is nothing to roll back to.
+    """
+    if to_version is None:
+        prev = _get_alias(spec, PREVIOUS)
+        if prev is None:
+            raise RegistryError(f"{spec.model_name}: no previous champion to roll back to; name a version")
+        to_version = prev.version
+    target = get_version(spec, to_version)
+    if target.tags.get("status") == "rejected":
+        log.warning("rolling %s back to v%s, which was rejected when trained", spec.model_name, target.version)
+    return set_champion(spec, target.version, actor=actor, reason=reason, action="rollback")
+
+
+def versions(spec: ModelSpec) -> list[ModelVersion]:
+    """All registered versions of the model, oldest first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client().search_model_versions(f"name = '{spec.model_name}'")
+    except MlflowException:
+        return []
+    return sorted(found, key=lambda v: int(v.version))

@@ -1,0 +1,318 @@
+"""Training: assemble a window of validated data, fit XGBoost, log and register it, and
+decide whether it replaces the champion.
+
+The three stage functions map to the retraining DAG's tasks:
+
+1. :func:`assemble_window` gathers validated partitions into one training set and
+   records exactly which partitions (and which bytes) it used;
+2. :func:`train_and_register` splits it by time (train / validation / holdout), fits
+   with early stopping, runs the model tests and logs everything to MLflow before
+   registering a new version;
+3. :func:`compare_and_promote` scores the champion on the challenger's holdout (the
+   same rows) and promotes, parks or rejects the challenger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from mlops_lifecycle import config, evaluation, features, lake, promotion, registry
+from mlops_lifecycle.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+class InsufficientData(RuntimeError):
+    """The training window holds too few days or labelled rows to train on."""
+
+
+# ---- 1. window --------------------------------------------------------------
+
+
+def assemble_window(spec: ModelSpec, end_ds: str | dt.date, window_days: int | None = None) -> dict[str, Any]:
+    """Concatenate the validated partitions of the window ending on ``end_ds`` (inclusive).
+
+    Returns the training-set path, the partitions used with their content hashes,
+    one hash for the whole data version, and row counts.
+
+    Raises:
+        InsufficientData: fewer days than validation + holdout + 1, or fewer labelled
+            rows than ``training.min_rows``.
+    """
+    import pandas as pd
+
+    end = lake.as_date(end_ds)
+    days = window_days or spec.training.window_days
+    start = end - dt.timedelta(days=days - 1)
+    available = [d for d in lake.partitions(spec.name, "validated") if start <= d <= end]
+    needed = spec.training.validation_days + spec.training.holdout_days + 1
+    if len(available) < needed:
+        raise InsufficientData(
+            f"{spec.name}: the window {start}..{end} holds {len(available)} validated day(s); "
+            f"training needs at least {needed} (validation {spec.training.validation_days} + "
+            f"holdout {spec.training.holdout_days} + 1 to train on)"
+        )
+    parts = []
+    frames = []
+    for day in available:
+        path = lake.data_file(spec.name, "validated", day)
+        parts.append({"ds": day.isoformat(), "sha256": lake.file_sha256(path)})
+        frames.append(pd.read_parquet(path, engine="pyarrow"))
+    frame = pd.concat(frames, ignore_index=True)
+    labelled = int(frame[spec.target.column].notna().sum())
+    if labelled < spec.training.min_rows:
+        raise InsufficientData(
+            f"{spec.name}: the window {start}..{end} has {labelled} labelled rows; training.min_rows is "
+            f"{spec.training.min_rows}"
+        )
+    data_version = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    target = lake.write_parquet(lake.training_dir(spec.name, end) / "data.parquet", frame)
+    return {
+        "model": spec.name,
+        "end_ds": end.isoformat(),
+        "start_ds": start.isoformat(),
+        "path": str(target),
+        "partitions": parts,
+        "data_version": data_version,
+        "rows": len(frame),
+        "labelled_rows": labelled,
+    }
+
+
+# ---- 2. fit, test, log, register ----------------------------------------------
+
+
+def time_split(spec: ModelSpec, frame: Any) -> dict[str, Any]:
+    """Split labelled rows by day: the last ``holdout_days`` are the holdout, the
+    ``validation_days`` before them stop training early, the rest train."""
+    labelled = frame[frame[spec.target.column].notna()].copy()
+    day = labelled[spec.event_time].dt.date
+    dates = sorted(day.unique())
+    hold_n, val_n = spec.training.holdout_days, spec.training.validation_days
+    if len(dates) < hold_n + val_n + 1:
+        raise InsufficientData(f"{spec.name}: {len(dates)} labelled day(s) cannot make a time split")
+    hold_days, val_days = dates[-hold_n:], dates[-hold_n - val_n : -hold_n]
+    return {
+        "train": labelled[day < val_days[0]],
+        "validation": labelled[day.isin(val_days)],
+        "holdout": labelled[day.isin(hold_days)],
+        "dates": {
+            "train": [str(dates[0]), str(dates[-hold_n - val_n - 1])],
+            "validation": [str(val_days[0]), str(val_days[-1])],
+            "holdout": [str(hold_days[0]), str(hold_days[-1])],
+        },
+    }
+
+
+def _estimator(spec: ModelSpec, params: dict[str, Any]) -> Any:
+    import xgboost as xgb
+
+    base = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "tree_method": "hist"}
+    base.update(params)
+    base.update(random_state=spec.training.seed, early_stopping_rounds=spec.training.early_stopping_rounds)
+    if spec.is_classifier:
+        return xgb.XGBClassifier(objective="binary:logistic", eval_metric="logloss", **base)
+    return xgb.XGBRegressor(objective="reg:squarederror", eval_metric="rmse", **base)
+
+
+def _importance_plot(model: Any, columns: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = model.get_booster().get_score(importance_type="gain")
+    items = sorted(((scores.get(c, 0.0), c) for c in columns), reverse=True)[:20]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.barh([c for _, c in reversed(items)], [s for s, _ in reversed(items)])
+    ax.set_title("Feature importance (gain)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train_and_register(
+    spec: ModelSpec, window: dict[str, Any], *, trigger: dict[str, Any], params_override: dict | None = None
+) -> dict[str, Any]:
+    """Fit a challenger on the assembled window, test it, log it to MLflow and register it.
+
+    Logged: XGBoost params, split dates and sizes, validation and holdout metrics,
+    per-slice metrics, latency and size, the data version (partitions and hashes),
+    the code version, the spec, a signature and input example, a feature-importance
+    plot, the holdout and the drift reference sample. The new version is tagged with
+    who or what triggered it and why.
+    """
+    config.quiet_third_party()
+    import tempfile
+
+    import mlflow
+    import mlflow.xgboost
+    import pandas as pd
+    import xgboost as xgb
+    from mlflow.models import infer_signature
+
+    frame = pd.read_parquet(window["path"], engine="pyarrow")
+    split = time_split(spec, frame)
+    cols = features.feature_columns(spec)
+    x_train, x_val, x_hold = (features.build_matrix(spec, split[k]) for k in ("train", "validation", "holdout"))
+    y = {k: split[k][spec.target.column].to_numpy() for k in ("train", "validation", "holdout")}
+    params = {**spec.training.xgboost, **(params_override or {})}
+    model = _estimator(spec, params)
+    model.fit(x_train, y["train"], eval_set=[(x_val, y["validation"])], verbose=False)
+
+    pred_val = evaluation.predict(spec, model, x_val)
+    pred_hold = evaluation.predict(spec, model, x_hold)
+    val_metrics = evaluation.metrics(spec, y["validation"], pred_val)
+    hold_metrics = evaluation.metrics(spec, y["holdout"], pred_hold)
+    slices = evaluation.slice_metrics(spec, split["holdout"], pred_hold)
+    latency = evaluation.latency_ms_per_1k(spec, model, x_hold)
+    size_mb = evaluation.model_size_mb(model)
+    tests = {
+        "latency": latency <= spec.training.max_latency_ms_per_1k_rows,
+        "size": size_mb <= spec.training.max_model_size_mb,
+    }
+
+    holdout_path = lake.write_parquet(lake.training_dir(spec.name, window["end_ds"]) / "holdout.parquet", split["holdout"])
+    reference = split["holdout"][[*spec.feature_names]].copy()
+    reference["prediction"] = pred_hold
+    reference = reference.sample(n=min(len(reference), spec.training.reference_rows), random_state=spec.training.seed)
+
+    exp_id = registry.ensure_experiment(spec)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{spec.name} window {window['start_ds']}..{window['end_ds']}") as run:
+        mlflow.log_params({f"xgb.{k}": v for k, v in params.items()})
+        mlflow.log_params(
+            {
+                "window_start": window["start_ds"],
+                "window_end": window["end_ds"],
+                "split.train": "..".join(split["dates"]["train"]),
+                "split.validation": "..".join(split["dates"]["validation"]),
+                "split.holdout": "..".join(split["dates"]["holdout"]),
+                "rows.train": len(x_train),
+                "rows.validation": len(x_val),
+                "rows.holdout": len(x_hold),
+                "best_iteration": int(getattr(model, "best_iteration", -1) or -1),
+                "seed": spec.training.seed,
+            }
+        )
+        mlflow.log_metrics({f"val_{k}": v for k, v in val_metrics.items()})
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in hold_metrics.items()})
+        mlflow.log_metrics({"latency_ms_per_1k_rows": latency, "model_size_mb": size_mb})
+        for value, m in slices.items():
+            mlflow.log_metric(f"slice.{spec.training.slice_column}.{value}.{spec.promotion.metric}", m[spec.promotion.metric])
+        tags = {
+            "data.version": window["data_version"],
+            "data.partitions": ",".join(p["ds"] for p in window["partitions"]),
+            "data.rows": str(window["rows"]),
+            "code.version": config.code_version(),
+            "mlflow.source.git.commit": config.code_version(),
+            "spec.name": spec.name,
+            "trigger.reason": str(trigger.get("reason", "manual")),
+            "trigger.by": str(trigger.get("by", "unknown")),
+            "trigger.ds": str(window["end_ds"]),
+        }
+        mlflow.set_tags(tags)
+        mlflow.log_dict(window, "data/window.json")
+        mlflow.log_dict(json.loads(spec.model_dump_json()), "spec/spec.json")
+        mlflow.log_dict({"slices": slices, "tests": tests, "latency_ms_per_1k_rows": latency, "model_size_mb": size_mb}, "evaluation/model_tests.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            _importance_plot(model, cols, Path(tmp) / "feature_importance.png")
+            mlflow.log_artifact(str(Path(tmp) / "feature_importance.png"), "evaluation")
+            reference.to_parquet(Path(tmp) / "reference.parquet", index=False)
+            mlflow.log_artifact(str(Path(tmp) / "reference.parquet"), "reference")
+        mlflow.log_artifact(str(holdout_path), "data")
+        example = pd.DataFrame(x_hold[:5], columns=cols)
+        info = mlflow.xgboost.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, pred_hold[:5]),
+            input_example=example,
+            registered_model_name=spec.model_name,
+            pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}"],
+        )
+        version = str(info.registered_model_version)
+    c = registry.client()
+    version_tags = {
+        "status": "candidate",
+        **{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+        f"holdout_{spec.promotion.metric}": f"{hold_metrics[spec.promotion.metric]:.6f}",
+    }
+    for key, value in version_tags.items():
+        c.set_model_version_tag(spec.model_name, version, key, value)
+    lake.write_parquet(lake.reference_file(spec.name, version), reference)
+    log.info("registered %s v%s (run %s) holdout %s", spec.model_name, version, run.info.run_id, hold_metrics)
+    return {
+        "model": spec.name,
+        "version": version,
+        "run_id": run.info.run_id,
+        "holdout_path": str(holdout_path),
+        "holdout_metrics": hold_metrics,
+        "validation_metrics": val_metrics,
+        "slices": slices,
+        "tests": tests,
+        "latency_ms_per_1k_rows": latency,
+        "model_size_mb": size_mb,
+        "split": split["dates"],
+        "trigger": trigger,
+    }
+
+
+# ---- 3. compare and promote -------------------------------------------------------
+
+
+def compare_and_promote(
+    spec: ModelSpec, trained: dict[str, Any], *, actor: str, auto_promote: bool | None = None
+) -> dict[str, Any]:
+    """Compare the challenger with the champion on the challenger's holdout and act.
+
+    ``auto_promote`` overrides the spec's ``promotion.mode`` (False parks a winner as
+    ``challenger`` for approval). Returns the decision, with every reason.
+    """
+    import mlflow
+    import pandas as pd
+
+    holdout = pd.read_parquet(trained["holdout_path"], engine="pyarrow")
+    y = holdout[spec.target.column].to_numpy()
+    champ = registry.champion(spec)
+    champ_metrics = None
+    if champ is not None:
+        champ_model = registry.load_model(spec, champ.version)
+        champ_pred = evaluation.predict(spec, champ_model, features.build_matrix(spec, holdout))
+        champ_metrics = evaluation.metrics(spec, y, champ_pred)
+    decision = promotion.decide(
+        spec, challenger_metrics=trained["holdout_metrics"], champion_metrics=champ_metrics, model_tests=trained["tests"]
+    )
+    registry.client()
+    with mlflow.start_run(run_id=trained["run_id"]):
+        if champ_metrics:
+            mlflow.log_metrics({f"champion_holdout_{k}": v for k, v in champ_metrics.items()})
+        mlflow.set_tags(
+            {
+                "promotion.decision": "promote" if decision.promote else "reject",
+                "promotion.reasons": decision.summary[:4900],
+                "promotion.compared_with": f"v{champ.version}" if champ else "none",
+            }
+        )
+    why = f"{trained['trigger'].get('reason', 'manual')}: {decision.summary}"
+    wants_auto = spec.promotion.mode == "auto" if auto_promote is None else auto_promote
+    if not decision.promote:
+        registry.reject(spec, trained["version"], actor=actor, reason=why)
+        outcome = "rejected"
+    elif wants_auto:
+        registry.set_champion(spec, trained["version"], actor=actor, reason=why)
+        outcome = "promoted"
+    else:
+        registry.mark_challenger(spec, trained["version"], actor=actor, reason=why)
+        outcome = "awaiting_approval"
+    log.info("%s v%s %s: %s", spec.model_name, trained["version"], outcome, decision.summary)
+    return {
+        "model": spec.name,
+        "version": trained["version"],
+        "outcome": outcome,
+        "champion_version": champ.version if champ else None,
+        **decision.as_dict(),
+    }
