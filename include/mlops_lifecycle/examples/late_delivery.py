@@ -18,13 +18,13 @@ import pandas as pd
 
 WEATHER = ["clear", "cloudy", "rain", "snow", "storm"]
 WEATHER_P = [0.45, 0.25, 0.18, 0.07, 0.05]
-WEATHER_EFFECT = {"clear": 0.0, "cloudy": 0.1, "rain": 0.5, "snow": 1.0, "storm": 1.4}
+WEATHER_EFFECT = {"clear": 0.0, "cloudy": 0.2, "rain": 0.9, "snow": 1.6, "storm": 2.2}
 PACKAGE = ["standard", "fragile", "oversized", "express"]
 PACKAGE_P = [0.6, 0.15, 0.1, 0.15]
-PACKAGE_EFFECT = {"standard": 0.0, "fragile": 0.3, "oversized": 0.6, "express": -0.6}
+PACKAGE_EFFECT = {"standard": 0.0, "fragile": 0.5, "oversized": 0.9, "express": -1.0}
 REGION = ["north", "south", "east", "west", "central"]
 REGION_P = [0.2, 0.2, 0.2, 0.15, 0.25]
-REGION_EFFECT = {"north": 0.2, "south": -0.1, "east": 0.0, "west": 0.3, "central": -0.2}
+REGION_EFFECT = {"north": 0.3, "south": -0.2, "east": 0.0, "west": 0.5, "central": -0.4}
 
 
 def generate_day(ds: dt.date, *, rows: int = 1000, seed: int = 7, shift: float = 0.0) -> pd.DataFrame:
@@ -58,13 +58,13 @@ def generate_day(ds: dt.date, *, rows: int = 1000, seed: int = 7, shift: float =
     )
     congestion = np.clip(frame["traffic_index"] - 60, 0, None) / 8.0  # steep beyond 60
     logit = (
-        -2.6
-        + 0.015 * frame["distance_km"]
+        -3.2
+        + 0.03 * frame["distance_km"]
         + frame["weather"].map(WEATHER_EFFECT)
         + 0.02 * frame["traffic_index"]
         + congestion**1.5
-        + 0.12 * frame["warehouse_workload"]
-        - 0.02 * frame["drivers_available"]
+        + 0.15 * frame["warehouse_workload"]
+        - 0.03 * frame["drivers_available"]
         + frame["package_type"].map(PACKAGE_EFFECT)
         + frame["delivery_region"].map(REGION_EFFECT)
     )
