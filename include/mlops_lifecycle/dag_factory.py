@@ -102,9 +102,15 @@ def build_daily(spec: ModelSpec) -> DAG:
     def daily():
         @task(retries=0)
         def ingest(**context) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
             from mlops_lifecycle import ingestion
 
-            return ingestion.ingest(get_spec(name), _ds(context))
+            try:
+                return ingestion.ingest(get_spec(name), _ds(context))
+            except ingestion.SourceUnreadable as exc:
+                # Quarantined with its error; retrying the same bytes cannot help.
+                raise AirflowFailException(str(exc)) from exc
 
         @task(retries=0)
         def validate(ingested: dict, **context) -> dict:

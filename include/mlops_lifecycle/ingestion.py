@@ -62,8 +62,20 @@ def read_source(spec: ModelSpec, ds: str | dt.date):
 
 
 def ingest(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
-    """Stage function: land the day's batch in ``raw/``. Returns rows, path and source hash."""
-    frame = read_source(spec, ds)
+    """Stage function: land the day's batch in ``raw/``. Returns rows, path and source hash.
+
+    Raises:
+        SourceMissing: nothing at the source path.
+        SourceUnreadable: the bytes are not the declared format; they are copied to
+            quarantine with a validation result naming the reader's error.
+    """
+    try:
+        frame = read_source(spec, ds)
+    except SourceUnreadable as exc:
+        from mlops_lifecycle import validation
+
+        failure = validation.record_unreadable(spec, ds, Path(source_path(spec, ds)), str(exc))
+        raise SourceUnreadable(str(failure)) from exc
     target = lake.write_parquet(lake.data_file(spec.name, "raw", ds), frame)
     src = source_path(spec, ds)
     summary = {

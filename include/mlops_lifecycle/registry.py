@@ -133,6 +133,9 @@ def _record(spec: ModelSpec, entry: dict[str, Any]) -> dict[str, Any]:
     c = client()
     seq = len(audit_log(spec)) + 1
     entry = {"seq": seq, "at": _now(), **entry}
+    for key in ("from_version", "to_version"):  # one type in the log, whatever the store returns
+        if entry.get(key) is not None:
+            entry[key] = str(entry[key])
     c.set_registered_model_tag(spec.model_name, f"audit.{seq:04d}", json.dumps(entry, sort_keys=True))
     log.info("registry audit %s: %s", spec.model_name, entry)
     return entry

@@ -79,7 +79,8 @@ def corrupt(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     bad = frame.drop(columns=["drivers_available"]).copy()
     idx = rng.choice(len(bad), 25, replace=False)
-    bad["traffic_index"] = bad["traffic_index"].astype(object)
+    # An upstream export that writes the number column as text, with a word in it.
+    bad["traffic_index"] = bad["traffic_index"].astype(str)
     bad.loc[bad.index[idx[:5]], "traffic_index"] = "heavy"
     bad.loc[bad.index[idx[5:12]], "distance_km"] = -bad.loc[bad.index[idx[5:12]], "distance_km"]
     bad.loc[bad.index[idx[12:18]], "weather"] = "hail"

@@ -1,0 +1,394 @@
+"""Validation: the Great Expectations gate between the raw zone and everything else.
+
+The expectation suite is built from the spec (:func:`build_suite`), so the YAML file
+is the single source of truth for what valid data looks like:
+
+- schema: exactly the declared columns (a missing, extra or renamed column fails);
+- per feature: pandas type, allowed categories, min/max, nulls (``max_null_fraction``),
+  and at least two distinct values (an all-constant column is a broken feed);
+- entity ids present and unique (duplicate rows and duplicate ids fail), event times
+  inside the day's partition, labels in range when present;
+- volume: at least ``min_rows``, and within ``volume_min_ratio``..``volume_max_ratio``
+  of the median of recent validated days.
+
+A failing batch is moved to the quarantine zone with its validation result and
+:class:`ValidationFailed` names every failed expectation with example bad values;
+nothing downstream runs. A batch that passes is written to the validated zone. Every
+result is also kept as ``reports/validation/ds=<day>/result.json`` and rendered into
+the Great Expectations Data Docs site under ``$MLOPS_DATA_DIR/data_docs/<model>``.
+
+Why not ``GXValidateDataFrameOperator`` from the GX Airflow provider: it loads its
+dataframe in ``__init__``, i.e. at every DAG parse. The suite here runs at execute time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from mlops_lifecycle import lake
+from mlops_lifecycle.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+# pandas dtype names accepted for each spec type (nullable ints read back as floats).
+PANDAS_TYPES = {
+    "float": ["float64", "float32", "float16", "int64", "int32", "int16", "int8", "Float64", "Int64", "Int32"],
+    "int": ["int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "Int64", "Int32", "float64"],
+    "category": ["object", "str", "string", "category"],
+    "bool": ["bool", "boolean"],
+}
+DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]",
+                  "datetime64[ns, UTC]", "datetime64[us, UTC]"]
+MAX_EXAMPLES = 5
+
+
+class ValidationFailed(ValueError):
+    """A batch broke its expectations. ``result`` holds the summary written to the lake."""
+
+    def __init__(self, message: str, result: dict[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
+# ---- the suite -------------------------------------------------------------------------
+
+
+def volume_bounds(spec: ModelSpec, day: dt.date) -> dict[str, Any] | None:
+    """Row-count bounds from the median of the last ``volume_lookback_days`` validated days
+    before ``day`` (None when there is no history yet)."""
+    recent = [d for d in lake.partitions(spec.name, "validated") if d < day][-spec.validation.volume_lookback_days :]
+    counts = []
+    for d in recent:
+        report = lake.report_dir(spec.name, "validation", d) / "result.json"
+        if report.exists():
+            rows = lake.read_json(report).get("rows")
+            if rows:
+                counts.append(int(rows))
+    if not counts:
+        return None
+    counts.sort()
+    mid = len(counts) // 2
+    median = counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
+    return {
+        "median": median,
+        "days": [d.isoformat() for d in recent],
+        "min": math.floor(median * spec.validation.volume_min_ratio),
+        "max": math.ceil(median * spec.validation.volume_max_ratio),
+    }
+
+
+def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str, Any] | None = None,
+                training: bool = False):
+    """The GX expectation suite for a daily batch (or, with ``training=True``, for an
+    assembled training window: no per-day time range or volume check, labels required)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    kind = "training" if training else "batch"
+    expectations: list[Any] = []
+    columns = [spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column]
+
+    def add(expectation, check: str) -> None:
+        expectation.meta = {"check": check}
+        expectations.append(expectation)
+
+    add(gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True), "schema: exactly the spec's columns")
+    max_rows = spec.validation.max_rows
+    add(gxe.ExpectTableRowCountToBeBetween(min_value=spec.validation.min_rows, max_value=max_rows),
+        f"row count at least validation.min_rows={spec.validation.min_rows}")
+    if volume is not None:
+        add(gxe.ExpectTableRowCountToBeBetween(min_value=volume["min"], max_value=volume["max"]),
+            f"volume within {spec.validation.volume_min_ratio}..{spec.validation.volume_max_ratio} x the median "
+            f"({volume['median']:g} rows) of the {len(volume['days'])} previous validated day(s)")
+
+    add(gxe.ExpectColumnValuesToNotBeNull(column=spec.entity_id), f"entity id {spec.entity_id} present")
+    if spec.validation.unique_entity_id:
+        add(gxe.ExpectColumnValuesToBeUnique(column=spec.entity_id), f"entity id {spec.entity_id} unique (no duplicates)")
+    add(gxe.ExpectColumnValuesToNotBeNull(column=spec.event_time), f"event time {spec.event_time} present")
+    add(gxe.ExpectColumnValuesToBeInTypeList(column=spec.event_time, type_list=DATETIME_TYPES),
+        f"event time {spec.event_time} is a timestamp")
+    if day is not None and spec.validation.event_time_in_partition and not training:
+        start = dt.datetime.combine(day, dt.time())
+        end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+        add(gxe.ExpectColumnValuesToBeBetween(column=spec.event_time, min_value=start, max_value=end),
+            f"event times inside the partition {day.isoformat()}")
+
+    for f in spec.features:
+        add(gxe.ExpectColumnValuesToBeInTypeList(column=f.name, type_list=PANDAS_TYPES[f.type]),
+            f"{f.name} has type {f.type}")
+        if f.nullable and f.max_null_fraction < 1.0:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=1.0 - f.max_null_fraction),
+                f"{f.name} at most {f.max_null_fraction:.0%} null")
+        elif not f.nullable:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name), f"{f.name} never null")
+        if f.categories:
+            add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.categories)),
+                f"{f.name} in the declared categories")
+        if f.min is not None or f.max is not None:
+            add(gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.min, max_value=f.max),
+                f"{f.name} within [{f.min}, {f.max}]")
+        add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=f.name, min_value=2),
+            f"{f.name} is not constant")
+
+    target = spec.target
+    if spec.is_classifier:
+        add(gxe.ExpectColumnValuesToBeInSet(column=target.column, value_set=[0, 1]), f"label {target.column} is 0 or 1")
+    elif target.min is not None or target.max is not None:
+        add(gxe.ExpectColumnValuesToBeBetween(column=target.column, min_value=target.min, max_value=target.max),
+            f"label {target.column} within [{target.min}, {target.max}]")
+    if training:
+        add(gxe.ExpectColumnValuesToNotBeNull(column=target.column, mostly=0.5),
+            f"label {target.column} present on most training rows")
+    # Built in one go: adding to a suite one by one needs an active context.
+    return gx.ExpectationSuite(name=f"{spec.name}.{kind}", expectations=expectations)
+
+
+# ---- running it ------------------------------------------------------------------------
+
+
+def _context(spec: ModelSpec, docs: bool):
+    """An ephemeral GX context; with ``docs``, one that renders into the model's Data Docs site."""
+    import great_expectations as gx
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    # GX draws tqdm bars for every metric; in task logs they are noise.
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    if docs:
+        site_dir = lake.data_docs_dir() / spec.name
+        ctx.add_data_docs_site(
+            site_name="local",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return ctx
+
+
+def _first_error(info: Any) -> str | None:
+    """The first exception message in a GX ``exception_info`` (flat or keyed by metric)."""
+    if isinstance(info, dict):
+        if info.get("raised_exception"):
+            return str(info.get("exception_message") or "error").splitlines()[0][:300]
+        for value in info.values():
+            found = _first_error(value)
+            if found:
+                return found
+    return None
+
+
+def _describe(res: Any, frame: Any, expected: list[str]) -> dict[str, Any]:
+    """One check's outcome in plain terms: what was checked, and example bad values."""
+    cfg = res.expectation_config
+    kwargs = {k: v for k, v in cfg.kwargs.items() if k not in {"batch_id", "result_format"}}
+    column = kwargs.get("column")
+    out: dict[str, Any] = {
+        "expectation": cfg.type,
+        "check": (cfg.meta or {}).get("check", cfg.type),
+        "column": column,
+        "success": bool(res.success),
+    }
+    result = res.result or {}
+    if "unexpected_count" in result:
+        out["unexpected_count"] = result.get("unexpected_count")
+        out["unexpected_percent"] = result.get("unexpected_percent")
+        examples = [_plain(v) for v in (result.get("partial_unexpected_list") or [])]
+        out["examples"] = list({repr(v): v for v in examples}.values())[:MAX_EXAMPLES]
+    if "observed_value" in result:
+        out["observed"] = _plain(result["observed_value"])
+    if cfg.type == "expect_table_columns_to_match_set" and not res.success:
+        present = [str(c) for c in frame.columns]
+        out["missing_columns"] = [c for c in expected if c not in present]
+        out["unexpected_columns"] = [c for c in present if c not in expected]
+    if res.success:
+        return out
+    if column is not None and column not in frame.columns:
+        out["error"] = "column is missing from the batch"
+    elif (err := _first_error(res.exception_info)) is not None:
+        out["error"] = err
+    if cfg.type == "expect_column_values_to_be_in_type_list" and column in frame.columns:
+        # GX shows the first values of a wrongly typed column; show the ones that are not numbers.
+        import pandas as pd
+
+        values = frame[column].dropna()
+        bad = values[pd.to_numeric(values, errors="coerce").isna()]
+        out["observed_dtype"] = str(frame[column].dtype)
+        if len(bad):
+            out["examples"] = [_plain(v) for v in bad.unique()[:MAX_EXAMPLES]]
+            out["unexpected_count"] = int(len(bad))
+            out["unexpected_percent"] = 100.0 * len(bad) / max(len(frame), 1)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly values for the report (timestamps, numpy scalars, nested lists)."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if hasattr(value, "item") and not isinstance(value, str):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _explain(check: dict[str, Any]) -> str:
+    parts = [f"{check['check']} ({check['expectation']})"]
+    if check.get("missing_columns") or check.get("unexpected_columns"):
+        parts.append(f"missing {check.get('missing_columns')}, unexpected {check.get('unexpected_columns')}")
+    if check.get("observed_dtype"):
+        parts.append(f"column dtype is {check['observed_dtype']}")
+    if check.get("error"):
+        parts.append(f"could not run: {check['error']}")
+    if check.get("unexpected_count"):
+        parts.append(f"{check['unexpected_count']} bad value(s) ({check.get('unexpected_percent') or 0:.1f}%)")
+    if check.get("examples"):
+        parts.append(f"e.g. {check['examples']}")
+    if "observed" in check and not check.get("unexpected_count") and "missing_columns" not in check:
+        parts.append(f"observed {check['observed']}")
+    return ": ".join(parts[:1]) + (" - " + "; ".join(parts[1:]) if len(parts) > 1 else "")
+
+
+def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, volume: dict[str, Any] | None = None,
+                   training: bool = False, docs: bool = False) -> dict[str, Any]:
+    """Run the spec's suite on a DataFrame; return a JSON-ready summary (no files written
+    except the Data Docs pages when ``docs``)."""
+    import great_expectations as gx
+
+    suite_obj = build_suite(spec, day=day, volume=volume, training=training)
+    ctx = _context(spec, docs)
+    suite = ctx.suites.add(suite_obj)
+    source = ctx.data_sources.add_pandas(name=f"{spec.name}_source")
+    asset = source.add_dataframe_asset(name=f"{spec.name}_{'training' if training else 'daily'}")
+    batch_def = asset.add_batch_definition_whole_dataframe("whole_batch")
+    run_name = f"{spec.name}-{day.isoformat() if day else 'training'}"
+    vdef = ctx.validation_definitions.add(gx.ValidationDefinition(data=batch_def, suite=suite, name=run_name))
+    if docs:
+        checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+            name=f"{run_name}-checkpoint", validation_definitions=[vdef],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES},
+        ))
+        cp_result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_name))
+        res = next(iter(cp_result.run_results.values()))
+    else:
+        res = vdef.run(batch_parameters={"dataframe": frame},
+                       result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES})
+    expected = [spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column]
+    order = {e.meta["check"]: i for i, e in enumerate(suite_obj.expectations)}
+    checks = sorted((_describe(r, frame, expected) for r in res.results), key=lambda c: order.get(c["check"], 999))
+    failed = [c for c in checks if not c["success"]]
+    return {
+        "model": spec.name,
+        "ds": day.isoformat() if day else None,
+        "suite": suite_obj.name,
+        "success": not failed,
+        "rows": int(len(frame)),
+        "columns": [str(c) for c in frame.columns],
+        "evaluated": len(checks),
+        "failed": len(failed),
+        "failures": failed,
+        "checks": checks,
+        "volume": volume,
+    }
+
+
+def failure_message(where: str, result: dict[str, Any]) -> str:
+    """A message that names every failed expectation, with example bad values."""
+    lines = [f"{where}: {result['failed']} of {result['evaluated']} checks failed:"]
+    lines += [f"  - {_explain(c)}" for c in result["failures"]]
+    return "\n".join(lines)
+
+
+# ---- stage functions -------------------------------------------------------------------
+
+
+def quarantine(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: Any = None,
+               source_file: Path | None = None) -> Path:
+    """Move a rejected batch (a frame, or unreadable source bytes) to quarantine with its result."""
+    qdir = lake.partition_dir(spec.name, "quarantine", day)
+
+    def build(tmp: Path) -> None:
+        if frame is not None:
+            frame.to_parquet(tmp / "data.parquet", engine="pyarrow", index=False)
+        if source_file is not None:
+            (tmp / f"source{source_file.suffix}").write_bytes(Path(source_file).read_bytes())
+        lake.write_json(tmp / "validation.json", result)
+
+    lake.replace_dir(qdir, build)
+    return qdir
+
+
+def validate_partition(spec: ModelSpec, ds: str | dt.date, *, docs: bool = True) -> dict[str, Any]:
+    """Stage function: validate the day's raw batch; promote it to ``validated/`` or
+    quarantine it.
+
+    A rerun that passes replaces the day's validated partition and clears its
+    quarantine. A rerun that fails quarantines the new batch and leaves everything
+    already validated untouched.
+
+    Raises:
+        ValidationFailed: the batch broke its expectations; the message names each failed
+            check with example values and where the batch was quarantined.
+    """
+    import pandas as pd
+
+    day = lake.as_date(ds)
+    frame = pd.read_parquet(lake.data_file(spec.name, "raw", day), engine="pyarrow")
+    volume = volume_bounds(spec, day)
+    result = validate_frame(spec, frame, day=day, volume=volume, docs=docs)
+    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
+    if not result["success"]:
+        qdir = quarantine(spec, day, result, frame=frame)
+        msg = failure_message(f"{spec.name} batch {day} rejected", result)
+        msg += f"\nQuarantined in {qdir}. Nothing downstream ran for this day; fix the source and rerun it."
+        log.error(msg)
+        raise ValidationFailed(msg, result)
+    target = lake.write_parquet(lake.data_file(spec.name, "validated", day), frame)
+    lake.remove_partition(spec.name, "quarantine", day)
+    log.info("%s %s: %d rows passed %d checks", spec.name, day, result["rows"], result["evaluated"])
+    return {"model": spec.name, "ds": day.isoformat(), "rows": result["rows"], "checks": result["evaluated"],
+            "validated_path": str(target)}
+
+
+def validate_training_set(spec: ModelSpec, path: str | Path) -> dict[str, Any]:
+    """Stage function: validate an assembled training window before anything trains on it.
+
+    Raises:
+        ValidationFailed: names the failed checks (the window is not trained on).
+    """
+    import pandas as pd
+
+    frame = pd.read_parquet(path, engine="pyarrow")
+    result = validate_frame(spec, frame, training=True)
+    lake.write_json(Path(path).parent / "validation.json", result)
+    if not result["success"]:
+        raise ValidationFailed(failure_message(f"{spec.name} training set {path} rejected", result), result)
+    return {"rows": result["rows"], "checks": result["evaluated"], "success": True}
+
+
+def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, error: str) -> ValidationFailed:
+    """Quarantine source bytes that could not even be read, and return the error to raise."""
+    day = lake.as_date(ds)
+    check = {"expectation": "readable_source", "check": "the source file is readable as its declared format",
+             "column": None, "success": False, "error": error}
+    result = {"model": spec.name, "ds": day.isoformat(), "suite": f"{spec.name}.batch", "success": False,
+              "rows": 0, "columns": [], "evaluated": 1, "failed": 1, "failures": [check], "checks": [check],
+              "volume": None}
+    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
+    qdir = quarantine(spec, day, result, source_file=source_file)
+    msg = failure_message(f"{spec.name} batch {day} rejected", result) + f"\nQuarantined in {qdir}."
+    return ValidationFailed(msg, result)
