@@ -9,10 +9,13 @@ by the run's logical date (never by wall-clock time)::
         quarantine/ds=.../data.parquet            batches that failed, with validation.json
         features/ds=.../data.parquet              the model inputs computed from validated rows
         predictions/ds=.../predictions.parquet    scored rows, with manifest.json
+        labels/ds=.../data.parquet                late labels of the day's rows joined with their predictions
         training/end=YYYY-MM-DD/                  the assembled training window and its holdout
         reports/validation/ds=.../result.json     GX results for every batch
         reports/drift/ds=.../report.html          Evidently report, with summary.json
+        reports/concept/ds=.../summary.json       realised metric of a day's predictions, once its labels are in
         reference/v<N>/reference.parquet          the drift reference of model version N
+        staging/<zone>/ds=.../<run>/              a run's partial outputs (mapped scoring), committed together
         events/<kind>/<key>.json                  retrain requests, promotions, alerts
 
 Writes go to a temporary name in the same folder and are renamed into place, so a
@@ -39,7 +42,7 @@ from mlops_lifecycle.spec import IDENTIFIER
 if TYPE_CHECKING:
     import pandas as pd
 
-ZONES = ("raw", "validated", "quarantine", "features", "predictions")
+ZONES = ("raw", "validated", "quarantine", "features", "predictions", "labels")
 
 
 class LakeError(ValueError):
@@ -70,7 +73,7 @@ def as_date(ds: str | dt.date) -> dt.date:
 
 
 def partition_dir(model: str, zone: str, ds: str | dt.date) -> Path:
-    """Folder of one day's partition in a zone (raw, validated, quarantine, predictions)."""
+    """Folder of one day's partition in a zone (raw, validated, quarantine, predictions, labels)."""
     if zone not in ZONES:
         raise LakeError(f"unknown lake zone {zone!r}; expected one of {ZONES}")
     return _model_dir(model) / zone / f"ds={as_date(ds).isoformat()}"
@@ -102,6 +105,20 @@ def data_docs_dir() -> Path:
 def reference_file(model: str, version: str | int) -> Path:
     """Local cache of the drift reference sample logged with a model version."""
     return _model_dir(model) / "reference" / f"v{int(version)}" / "reference.parquet"
+
+
+def staging_dir(model: str, zone: str, ds: str | dt.date, run_id: str) -> Path:
+    """Private work folder of one run's partial outputs for a zone and day
+    (``staging/<zone>/ds=.../<run key>``), published into the zone by a later commit.
+
+    The run id is turned into a safe folder name (with a short hash, so two ids that
+    differ only in unsafe characters never share a folder).
+    """
+    if zone not in ZONES:
+        raise LakeError(f"unknown lake zone {zone!r}; expected one of {ZONES}")
+    safe = "".join(c if c.isalnum() or c in "-_=." else "_" for c in str(run_id))[:80].lstrip(".") or "run"
+    key = f"{safe}-{hashlib.sha256(str(run_id).encode()).hexdigest()[:10]}"
+    return _model_dir(model) / "staging" / zone / f"ds={as_date(ds).isoformat()}" / key
 
 
 def event_file(model: str, kind: str, key: str) -> Path:

@@ -104,11 +104,17 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
     if volume is not None:
         add(gxe.ExpectTableRowCountToBeBetween(min_value=volume["min"], max_value=volume["max"]),
             f"volume within {spec.validation.volume_min_ratio}..{spec.validation.volume_max_ratio} x the median "
-            f"({volume['median']:g} rows) of the {len(volume['days'])} previous validated day(s)")
+            f"({volume['median']:g} rows, so {volume['min']}..{volume['max']}) of the {len(volume['days'])} previous "
+            "validated day(s)")
 
     add(gxe.ExpectColumnValuesToNotBeNull(column=spec.entity_id), f"entity id {spec.entity_id} present")
     if spec.validation.unique_entity_id:
         add(gxe.ExpectColumnValuesToBeUnique(column=spec.entity_id), f"entity id {spec.entity_id} unique (no duplicates)")
+    else:
+        # Whole rows repeated are a replayed or double-delivered export. With unique ids a
+        # repeated row already breaks the id check (which then counts the full repeats), so
+        # this costlier check runs only for specs that allow repeated ids.
+        add(gxe.ExpectCompoundColumnsToBeUnique(column_list=columns), "no duplicate rows (a row repeated in full)")
     add(gxe.ExpectColumnValuesToNotBeNull(column=spec.event_time), f"event time {spec.event_time} present")
     add(gxe.ExpectColumnValuesToBeInTypeList(column=spec.event_time, type_list=DATETIME_TYPES),
         f"event time {spec.event_time} is a timestamp")
@@ -132,8 +138,9 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
         if f.min is not None or f.max is not None:
             add(gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.min, max_value=f.max),
                 f"{f.name} within [{f.min}, {f.max}]")
-        add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=f.name, min_value=2),
-            f"{f.name} is not constant")
+        if not f.may_be_constant:
+            add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=f.name, min_value=2),
+                f"{f.name} is not constant")
 
     target = spec.target
     if spec.is_classifier:
@@ -151,6 +158,30 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
 # ---- running it ------------------------------------------------------------------------
 
 
+def _cache_data_docs_templates() -> None:
+    """Give GX's Data Docs renderer a jinja2 bytecode cache.
+
+    GX builds a fresh jinja2 ``Environment`` for every view it renders and so compiles
+    about a hundred templates on every validation (about 1 s, half the cost of a 1,000-row
+    day). The cache (jinja2's own, in a per-user temp folder, keyed by template source)
+    turns those compiles into loads, in every worker process. The rendered HTML is the same.
+    """
+    import jinja2
+    from great_expectations.render.view import view
+
+    if getattr(view, "_mlops_bytecode_cache", None) is not None:
+        return
+    cache = jinja2.FileSystemBytecodeCache()
+    plain = view.Environment
+
+    def environment(*args, **kwargs):
+        kwargs.setdefault("bytecode_cache", cache)
+        return plain(*args, **kwargs)
+
+    view.Environment = environment
+    view._mlops_bytecode_cache = cache
+
+
 def _context(spec: ModelSpec, docs: bool):
     """An ephemeral GX context; with ``docs``, one that renders into the model's Data Docs site."""
     import great_expectations as gx
@@ -162,6 +193,7 @@ def _context(spec: ModelSpec, docs: bool):
     # GX draws tqdm bars for every metric; in task logs they are noise.
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     if docs:
+        _cache_data_docs_templates()
         site_dir = lake.data_docs_dir() / spec.name
         ctx.add_data_docs_site(
             site_name="local",
@@ -186,8 +218,11 @@ def _first_error(info: Any) -> str | None:
     return None
 
 
-def _describe(res: Any, frame: Any, expected: list[str]) -> dict[str, Any]:
-    """One check's outcome in plain terms: what was checked, and example bad values."""
+def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict[str, Any]:
+    """One check's outcome in plain terms: what was checked, and example bad values
+    (with the entity ids of example rows where the values alone say little)."""
+    import pandas as pd
+
     cfg = res.expectation_config
     kwargs = {k: v for k, v in cfg.kwargs.items() if k not in {"batch_id", "result_format"}}
     column = kwargs.get("column")
@@ -211,21 +246,45 @@ def _describe(res: Any, frame: Any, expected: list[str]) -> dict[str, Any]:
         out["unexpected_columns"] = [c for c in present if c not in expected]
     if res.success:
         return out
-    if column is not None and column not in frame.columns:
-        out["error"] = "column is missing from the batch"
-    elif (err := _first_error(res.exception_info)) is not None:
+    absent = [c for c in ([column] if column else kwargs.get("column_list") or []) if c not in frame.columns]
+    if absent:
+        out["error"] = f"column {', '.join(absent)} is missing from the batch"
+        out["consequence_of"] = "missing columns"
+        return out
+    if (err := _first_error(res.exception_info)) is not None:
         out["error"] = err
-    if cfg.type == "expect_column_values_to_be_in_type_list" and column in frame.columns:
-        # GX shows the first values of a wrongly typed column; show the ones that are not numbers.
-        import pandas as pd
-
+    has_ids = id_column in frame.columns
+    if cfg.type == "expect_column_values_to_be_in_type_list":
+        # GX shows the first values of a wrongly typed column; show the ones of the wrong kind.
         values = frame[column].dropna()
-        bad = values[pd.to_numeric(values, errors="coerce").isna()]
+        if set(kwargs.get("type_list") or []) == set(DATETIME_TYPES):
+            bad = values[pd.to_datetime(values, errors="coerce", format="mixed").isna()]
+        elif set(kwargs.get("type_list") or []) == set(PANDAS_TYPES["category"]):
+            bad = values  # a category column of numbers or dates: every value is of the wrong kind
+        else:
+            bad = values[pd.to_numeric(values, errors="coerce").isna()]
         out["observed_dtype"] = str(frame[column].dtype)
         if len(bad):
             out["examples"] = [_plain(v) for v in bad.unique()[:MAX_EXAMPLES]]
             out["unexpected_count"] = int(len(bad))
             out["unexpected_percent"] = 100.0 * len(bad) / max(len(frame), 1)
+            if has_ids:
+                out["example_ids"] = [_plain(v) for v in frame.loc[bad.index[:MAX_EXAMPLES], id_column]]
+    elif cfg.type == "expect_column_values_to_not_be_null":
+        # A null has no value to show: name the rows instead (by id, or by position for the id itself).
+        nulls = frame[column].isna().to_numpy().nonzero()[0][:MAX_EXAMPLES]
+        if has_ids and column != id_column:
+            out["example_ids"] = [_plain(v) for v in frame[id_column].iloc[nulls]]
+        else:
+            out["example_ids"] = [f"row {int(i) + 1}" for i in nulls]
+    elif cfg.type in {"expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"}:
+        # Tell a double-delivered row (repeated in full) from two records sharing an id.
+        repeated = frame[frame.duplicated(keep="first")]
+        if len(repeated):
+            out["repeated_rows"] = int(len(repeated))
+            out["repeated_examples"] = [
+                _plain(v) for v in (repeated[id_column] if has_ids else repeated.index).unique()[:MAX_EXAMPLES]
+            ]
     return out
 
 
@@ -247,6 +306,8 @@ def _plain(value: Any) -> Any:
 
 def _explain(check: dict[str, Any]) -> str:
     parts = [f"{check['check']} ({check['expectation']})"]
+    if check.get("detail"):
+        parts.append(check["detail"])
     if check.get("missing_columns") or check.get("unexpected_columns"):
         parts.append(f"missing {check.get('missing_columns')}, unexpected {check.get('unexpected_columns')}")
     if check.get("observed_dtype"):
@@ -257,9 +318,40 @@ def _explain(check: dict[str, Any]) -> str:
         parts.append(f"{check['unexpected_count']} bad value(s) ({check.get('unexpected_percent') or 0:.1f}%)")
     if check.get("examples"):
         parts.append(f"e.g. {check['examples']}")
+    if check.get("repeated_rows"):
+        parts.append(f"duplicate rows: {check['repeated_rows']} row(s) repeat an earlier row in full, "
+                     f"e.g. {check['repeated_examples']}")
+    if check.get("example_ids"):
+        parts.append(f"rows {check['example_ids']}")
     if "observed" in check and not check.get("unexpected_count") and "missing_columns" not in check:
         parts.append(f"observed {check['observed']}")
     return ": ".join(parts[:1]) + (" - " + "; ".join(parts[1:]) if len(parts) > 1 else "")
+
+
+def _consequences(checks: list[dict[str, Any]], rows: int) -> None:
+    """Mark failures that only follow from another one (checks on a missing or wrongly
+    typed column, column checks of an empty batch), so the message leads with causes."""
+    mistyped = {c["column"] for c in checks
+                if not c["success"] and c["expectation"] == "expect_column_values_to_be_in_type_list"}
+    for c in checks:
+        if c["success"] or c.get("consequence_of"):
+            continue
+        if rows == 0 and c["column"] is not None:
+            c["consequence_of"] = "no rows"
+        elif c["column"] in mistyped and c.get("error") and c["expectation"] != "expect_column_values_to_be_in_type_list":
+            c["consequence_of"] = f"{c['column']} has the wrong type"
+
+
+def _headlines(result: dict[str, Any], expected: list[str]) -> list[str]:
+    """One-line diagnoses of batches that are wrong as a whole."""
+    out = []
+    columns = result["columns"]
+    if columns and not set(expected) & set(columns):
+        out.append(f"none of the {len(expected)} columns the spec declares is present (found {columns[:8]}): "
+                   f"this is not a {result['model']} batch, or it was split on the wrong delimiter")
+    if result["rows"] == 0:
+        out.append(f"the batch is empty: a header with {len(columns)} column(s) but no rows")
+    return out
 
 
 def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, volume: dict[str, Any] | None = None,
@@ -289,9 +381,11 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
                        result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES})
     expected = [spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column]
     order = {e.meta["check"]: i for i, e in enumerate(suite_obj.expectations)}
-    checks = sorted((_describe(r, frame, expected) for r in res.results), key=lambda c: order.get(c["check"], 999))
+    checks = sorted((_describe(r, frame, expected, spec.entity_id) for r in res.results),
+                    key=lambda c: order.get(c["check"], 999))
+    _consequences(checks, len(frame))
     failed = [c for c in checks if not c["success"]]
-    return {
+    result = {
         "model": spec.name,
         "ds": day.isoformat() if day else None,
         "suite": suite_obj.name,
@@ -304,12 +398,27 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
         "checks": checks,
         "volume": volume,
     }
+    result["summary"] = _headlines(result, expected) if failed else []
+    return result
 
 
 def failure_message(where: str, result: dict[str, Any]) -> str:
-    """A message that names every failed expectation, with example bad values."""
+    """A message that names every failed expectation, with example bad values.
+
+    Causes come first; checks that failed only because of another failure (a missing
+    or wrongly typed column, an empty batch) are counted on one line per cause.
+    """
     lines = [f"{where}: {result['failed']} of {result['evaluated']} checks failed:"]
-    lines += [f"  - {_explain(c)}" for c in result["failures"]]
+    lines += [f"  ! {h}" for h in result.get("summary") or []]
+    lines += [f"  - {_explain(c)}" for c in result["failures"] if not c.get("consequence_of")]
+    by_cause: dict[str, list[str]] = {}
+    for c in result["failures"]:
+        if c.get("consequence_of"):
+            by_cause.setdefault(c["consequence_of"], []).append(c["column"] or c["check"])
+    for cause, columns in by_cause.items():
+        named = sorted({str(col) for col in columns})
+        shown = ", ".join(named[:8]) + (f" and {len(named) - 8} more" if len(named) > 8 else "")
+        lines.append(f"  - {len(columns)} more check(s) could not pass because of {cause} (on {shown})")
     return "\n".join(lines)
 
 
@@ -380,15 +489,25 @@ def validate_training_set(spec: ModelSpec, path: str | Path) -> dict[str, Any]:
     return {"rows": result["rows"], "checks": result["evaluated"], "success": True}
 
 
-def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, error: str) -> ValidationFailed:
-    """Quarantine source bytes that could not even be read, and return the error to raise."""
+def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, error: str, *,
+                      check: str = "readable_source",
+                      description: str = "the source file is readable as its declared format",
+                      examples: list[Any] | None = None, source_name: str | None = None) -> ValidationFailed:
+    """Quarantine source bytes that could not even be read, and return the error to raise.
+
+    The validation result names the failed reader check (``check``), says what was
+    found (``error``) and keeps a copy of the bytes beside it; nothing else is written.
+    ``source_name`` names the source when ``source_file`` is a local copy of it (a URL).
+    """
     day = lake.as_date(ds)
-    check = {"expectation": "readable_source", "check": "the source file is readable as its declared format",
-             "column": None, "success": False, "error": error}
+    failed = {"expectation": check, "check": description, "column": None, "success": False,
+              "detail": error, "examples": [_plain(e) for e in (examples or [])][:MAX_EXAMPLES]}
     result = {"model": spec.name, "ds": day.isoformat(), "suite": f"{spec.name}.batch", "success": False,
-              "rows": 0, "columns": [], "evaluated": 1, "failed": 1, "failures": [check], "checks": [check],
-              "volume": None}
+              "rows": 0, "columns": [], "evaluated": 1, "failed": 1, "failures": [failed], "checks": [failed],
+              "volume": None, "summary": [], "source": source_name or str(source_file)}
     lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
     qdir = quarantine(spec, day, result, source_file=source_file)
-    msg = failure_message(f"{spec.name} batch {day} rejected", result) + f"\nQuarantined in {qdir}."
+    msg = failure_message(f"{spec.name} batch {day} rejected", result)
+    msg += f"\nQuarantined in {qdir}. Nothing downstream ran for this day; fix the source and rerun it."
+    log.error(msg)
     return ValidationFailed(msg, result)
