@@ -12,12 +12,12 @@ FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
 # An ARG declared before FROM is not visible after it; re-declare to use it below.
 ARG AIRFLOW_VERSION
 
-# Root only for the one thing that needs it: the MLflow artifact mount point. A fresh named
+# Root only for the one thing that needs it: the MLflow artifact and auth-DB mount points. A fresh named
 # volume copies the ownership of the directory it is mounted on, so creating it here (owned
 # by airflow, group 0, group-writable like the rest of the image) lets the non-root MLflow
 # server write artifacts without a chown step at start-up.
 USER root
-RUN mkdir -p /mlflow/artifacts \
+RUN mkdir -p /mlflow/artifacts /mlflow/auth \
     && chown -R airflow:0 /mlflow \
     && chmod -R g+rwX /mlflow
 USER airflow

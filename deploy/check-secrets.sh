@@ -14,7 +14,8 @@
 
 # Keep in step with .env.example; tests/deploy/test_compose.py checks that they agree.
 DEFAULT_SECRETS="POSTGRES_PASSWORD AIRFLOW_DB_PASSWORD MLFLOW_DB_PASSWORD REDIS_PASSWORD
-AIRFLOW_FERNET_KEY AIRFLOW_API_SECRET_KEY AIRFLOW_JWT_SECRET AIRFLOW_ADMIN_PASSWORD"
+AIRFLOW_FERNET_KEY AIRFLOW_API_SECRET_KEY AIRFLOW_JWT_SECRET AIRFLOW_ADMIN_PASSWORD
+MLFLOW_ADMIN_PASSWORD MLFLOW_SECRET_KEY"
 
 # These go unescaped into the password part of a URL (SQLAlchemy, Celery broker), where
 # '@', ':', '/', '%', '#' and friends silently change the meaning: allow unreserved characters only.

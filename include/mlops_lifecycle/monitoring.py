@@ -5,6 +5,11 @@ predictions with the champion's reference sample (its holdout rows, logged with 
 version) through Evidently, and, when the day's labels are in, measures the
 champion's realised metric against its holdout metric (concept drift).
 
+:func:`collect_labels` does the same for labels that arrive apart from the features
+(the spec's ``labels`` section): the run of day D + ``delay_days`` reads the labels of
+day D, joins them with the predictions of day D, keeps the joined rows in the lake's
+``labels`` zone and measures concept drift on them.
+
 :func:`decide_retraining` applies the spec's explicit conditions: drift that has
 lasted ``drift_days_required`` days, or a metric drop beyond ``max_metric_drop``;
 no retraining inside the cooldown after an earlier request. A decision to retrain is
@@ -55,19 +60,7 @@ def check_drift(spec: ModelSpec, ds: str | dt.date, *, version: str | int) -> di
     out_dir = lake.report_dir(spec.name, "drift", day)
     summary = drift.compute_drift(spec, current[[*spec.drift_columns, "prediction"]], reference, out_dir=out_dir)
 
-    labelled = current[current[spec.target.column].notna()]
-    concept: dict[str, Any] = {"labelled_rows": len(labelled)}
-    if len(labelled) >= 30:
-        metric = spec.promotion.metric
-        mv = registry.get_version(spec, version)
-        baseline = mv.tags.get(f"holdout_{metric}")
-        value = evaluation.metrics(spec, labelled[spec.target.column].to_numpy(), labelled["prediction"].to_numpy())[metric]
-        concept.update(metric=metric, value=value, baseline=float(baseline) if baseline else None)
-        if baseline is not None:
-            drop = (float(baseline) - value) if spec.higher_is_better(metric) else (value - float(baseline))
-            concept["drop"] = drop
-            limit = spec.drift.max_metric_drop
-            concept["degraded"] = bool(limit is not None and drop > limit)
+    concept = concept_metrics(spec, current, version)
     summary.update(model=spec.name, ds=day.isoformat(), model_version=str(version), concept=concept)
     lake.write_json(out_dir / "summary.json", summary)
     log.info(
@@ -82,17 +75,117 @@ def check_drift(spec: ModelSpec, ds: str | dt.date, *, version: str | int) -> di
     }
 
 
+MIN_LABELLED_ROWS = 30
+
+
+def concept_metrics(spec: ModelSpec, frame, version: str | int) -> dict[str, Any]:
+    """The realised metric of a model version on labelled rows (target and ``prediction``
+    columns) against its holdout value: ``{"labelled_rows", "metric", "value", "baseline",
+    "drop", "degraded"}``; only ``labelled_rows`` below 30 labelled rows."""
+    labelled = frame[frame[spec.target.column].notna()]
+    concept: dict[str, Any] = {"labelled_rows": len(labelled)}
+    if len(labelled) >= MIN_LABELLED_ROWS:
+        metric = spec.promotion.metric
+        mv = registry.get_version(spec, version)
+        baseline = mv.tags.get(f"holdout_{metric}")
+        value = evaluation.metrics(spec, labelled[spec.target.column].to_numpy(), labelled["prediction"].to_numpy())[metric]
+        concept.update(metric=metric, value=value, baseline=float(baseline) if baseline else None)
+        if baseline is not None:
+            drop = (float(baseline) - value) if spec.higher_is_better(metric) else (value - float(baseline))
+            concept["drop"] = drop
+            limit = spec.drift.max_metric_drop
+            concept["degraded"] = bool(limit is not None and drop > limit)
+    return concept
+
+
+class LabelsError(ValueError):
+    """Labels were delivered but cannot be joined: a column is missing or a key repeats."""
+
+
+def collect_labels(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
+    """Stage function: the labels that arrive today, for the predictions of ``delay_days`` ago.
+
+    Reads ``labels.source`` for the event day D = ``ds`` - ``labels.delay_days``, joins it on
+    ``labels.join_key`` with the predictions of day D, writes the joined rows to
+    ``labels/ds=D`` and their concept-drift measure to ``reports/concept/ds=D/summary.json``.
+
+    Returns:
+        ``{"model", "ds", "event_ds", "status", ...}``: ``status`` is ``joined`` (with
+        ``rows``, ``labels_path``, ``model_version`` and the ``concept`` section),
+        ``not_arrived`` (nothing at the source yet) or ``no_predictions`` (day D was not scored).
+
+    Raises:
+        LabelsError: the labels lack the join key or the target column, or repeat a key.
+        ingestion.SourceUnreadable, ingestion.SourceFailed: the labels source is broken.
+    """
+    import pandas as pd
+
+    from mlops_lifecycle import ingestion
+
+    if spec.labels is None:
+        raise ValueError(f"{spec.name}: the spec has no labels section")
+    day = lake.as_date(ds)
+    event_day = day - dt.timedelta(days=spec.labels.delay_days)
+    out: dict[str, Any] = {"model": spec.name, "ds": day.isoformat(), "event_ds": event_day.isoformat()}
+    preds_path = lake.data_file(spec.name, "predictions", event_day)
+    if not preds_path.exists():
+        log.info("%s: no predictions for %s, so no labels to join", spec.name, event_day)
+        return out | {"status": "no_predictions"}
+    try:
+        labels, lineage = ingestion.read_frame(spec, event_day, spec.labels.source, where="labels.source")
+    except ingestion.SourceMissing as exc:
+        log.warning("%s: the labels of %s have not arrived (%s days after): %s", spec.name, event_day,
+                    spec.labels.delay_days, exc)
+        return out | {"status": "not_arrived", "detail": str(exc)}
+    key, target = spec.labels_join_key, spec.target.column
+    missing = [c for c in (key, target) if c not in labels.columns]
+    if missing:
+        raise LabelsError(f"{spec.name}: the labels of {event_day} lack column(s) {missing}; they have "
+                          f"{list(map(str, labels.columns))} ({lineage['source']})")
+    labels = labels[[key, target]].dropna(subset=[target])
+    repeated = labels[key][labels[key].duplicated()].unique().tolist()
+    if repeated:
+        raise LabelsError(f"{spec.name}: the labels of {event_day} repeat {key} {repeated[:5]} "
+                          f"({len(repeated)} key(s)); one label per row, please")
+    preds = pd.read_parquet(preds_path, engine="pyarrow")
+    rows = preds[[spec.entity_id, "prediction", "model_version"]]
+    if key != spec.entity_id:
+        validated = pd.read_parquet(lake.data_file(spec.name, "validated", event_day), engine="pyarrow")
+        rows = rows.merge(validated[[spec.entity_id, key]], on=spec.entity_id, how="inner")
+    if rows[key].dtype != labels[key].dtype:  # e.g. ids that a CSV read as numbers
+        rows, labels = rows.assign(**{key: rows[key].astype(str)}), labels.assign(**{key: labels[key].astype(str)})
+    joined = rows.merge(labels, on=key, how="inner")
+    target_path = lake.write_parquet(lake.data_file(spec.name, "labels", event_day), joined)
+    version = int(joined["model_version"].mode().iloc[0]) if len(joined) else int(preds["model_version"].iloc[0])
+    concept = concept_metrics(spec, joined, version)
+    summary = out | {
+        "status": "joined", "labels_rows": len(labels), "rows": len(joined), "predictions_rows": len(preds),
+        "labels_path": str(target_path), "model_version": str(version), "concept": concept, **lineage,
+    }
+    lake.write_json(lake.report_dir(spec.name, "concept", event_day) / "summary.json", summary)
+    log.info("%s: %s labels of %s joined %s of %s predictions; concept %s", spec.name, len(labels), event_day,
+             len(joined), len(preds), concept)
+    return summary
+
+
 def _drifted_on(spec: ModelSpec, day: dt.date) -> bool:
     path = lake.report_dir(spec.name, "drift", day) / "summary.json"
     return path.exists() and bool(lake.read_json(path).get("dataset_drift"))
 
 
-def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any], *, run_id: str) -> dict[str, Any]:
+def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any], *, run_id: str,
+                      labels: dict[str, Any] | None = None) -> dict[str, Any]:
     """Decide whether today's evidence starts a retraining run.
+
+    Args:
+        labels: what :func:`collect_labels` found today; when it joined late labels, its
+            concept section (for the event day) is the concept evidence.
 
     Returns ``{"retrain": bool, "reason": str, ...evidence}``; when ``retrain`` is true
     the request is also written to ``events/retrain_requests/<ds>.json``.
     """
+    if labels and labels.get("status") == "joined" and labels.get("concept", {}).get("metric"):
+        check = {**check, "concept": {**labels["concept"], "event_ds": labels["event_ds"]}}
     day = lake.as_date(ds)
     policy = spec.retraining
     need = policy.drift_days_required
@@ -112,19 +205,54 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
     }
     if not (streak or degraded):
         why = "no drift" if not check.get("dataset_drift") else f"drift on fewer than {need} consecutive day(s)"
-        return {"retrain": False, "reason": why, **evidence}
+        return _alert_drift(spec, {"retrain": False, "reason": why, **evidence}, check)
     earlier = [e for e in lake.events(spec.name, "retrain_requests") if e["ds"] != day.isoformat()]
     recent = [e for e in earlier if 0 <= (day - lake.as_date(e["ds"])).days < policy.cooldown_days]
     if recent:
         last = max(e["ds"] for e in recent)
-        return {"retrain": False, "reason": f"cooldown: retraining was requested on {last} (cooldown {policy.cooldown_days} days)", **evidence}
+        decision = {"retrain": False, "reason": f"cooldown: retraining was requested on {last} (cooldown {policy.cooldown_days} days)", **evidence}
+        return _alert_drift(spec, decision, check)
     reason = "concept_drift" if degraded and not streak else "data_drift"
     detail = (
         f"data drift on {need} consecutive day(s) ({', '.join(d.isoformat() for d in reversed(streak_days))}); "
         f"share {check.get('drift_share'):.2f} in {check.get('drifted_columns')}"
         if streak
         else f"{check['concept']['metric']} fell {check['concept']['drop']:.3f} below the holdout value"
+        + (f" on the labels of {check['concept']['event_ds']}" if check["concept"].get("event_ds") else "")
     )
     request = {"retrain": True, "reason": reason, "detail": detail, **evidence}
-    lake.write_json(lake.event_file(spec.name, "retrain_requests", day.isoformat()), request)
-    return request
+    # Keyed by day: a rerun, or a second trigger for the same day, rewrites this one request
+    # (and the trigger's run id drift__<ds> starts at most one retraining run).
+    path = lake.event_file(spec.name, "retrain_requests", day.isoformat())
+    request["already_requested"] = path.exists()
+    lake.write_json(path, request)
+    return _alert_drift(spec, request, check)
+
+
+def _alert_drift(spec: ModelSpec, decision: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
+    """Raise a ``drift`` alert when the day shows data, prediction or concept drift
+    (one alert per model and day: a rerun replaces it). Returns ``decision`` unchanged."""
+    from mlops_lifecycle import alerts
+
+    concept = check.get("concept") or {}
+    if not (check.get("dataset_drift") or check.get("prediction_drift") or concept.get("degraded")):
+        return decision
+    ds = decision["ds"]
+    what = []
+    if check.get("dataset_drift"):
+        what.append(f"data drift (share {check.get('drift_share', 0):.2f} in {check.get('drifted_columns')})")
+    if check.get("prediction_drift"):
+        what.append("prediction drift")
+    if concept.get("degraded"):
+        what.append(f"{concept.get('metric')} fell {concept.get('drop', 0):.3f} below its holdout value")
+    action = "retraining requested" if decision["retrain"] else f"no retraining: {decision['reason']}"
+    alerts.emit(
+        spec,
+        "drift",
+        f"{spec.name}: drift on {ds} ({action})",
+        f"{spec.name} on {ds}: {'; '.join(what)}.\n{action}.\nReport: {check.get('report_html')}",
+        details={k: decision.get(k) for k in ("ds", "retrain", "reason", "drift_share", "drifted_columns",
+                                              "prediction_drift", "concept", "report_html", "champion_version")},
+        ident=f"ds={ds}",
+    )
+    return decision

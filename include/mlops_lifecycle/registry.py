@@ -9,8 +9,15 @@ Statuses are registry *aliases*, not the deprecated stages:
 
 Every change of alias is recorded twice: as tags on the model version
 (``promoted_by``, ``promoted_at``, ``promotion_reason``) and as an append-only
-``audit.NNNN`` tag on the registered model saying who, when, why, from which
-version to which. Rejected challengers are tagged ``status=rejected`` with the reason.
+``audit.NNNN.<id>`` tag on the registered model saying who, when, why, from which
+version to which (:func:`audit_log` reads them back in order; the random ``<id>``
+keeps two writers that pick the same number from overwriting each other). Rejected
+challengers are tagged ``status=rejected`` with the reason. Each recorded action also
+raises an alert (:mod:`mlops_lifecycle.alerts`): promotion, approval_needed, rejection
+or rollback.
+
+Models are loaded by registered name and version number only (:func:`load_model`):
+nothing here accepts a path or URI, so a run's conf cannot point scoring at a file.
 """
 
 from __future__ import annotations
@@ -68,14 +75,25 @@ def ensure_experiment(spec: ModelSpec) -> str:
     return exp_id
 
 
+_ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
 def _get_alias(spec: ModelSpec, alias: str) -> ModelVersion | None:
     from mlflow.exceptions import MlflowException
 
     c = client()
     try:
         return c.get_model_version_by_alias(spec.model_name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        # Only "no such model / no such alias" means "none". Anything else (a refused
+        # connection, a server error) must fail the task: read as "no champion", an
+        # outage would queue a first training instead of surfacing.
+        if exc.error_code in _ABSENT:
+            return None
+        raise RegistryError(
+            f"{spec.model_name}: cannot read alias {alias!r} from the MLflow tracking store "
+            f"{config.mlflow_tracking_uri()}: {exc.message}"
+        ) from exc
 
 
 def champion(spec: ModelSpec) -> ModelVersion | None:
@@ -96,22 +114,34 @@ def get_version(spec: ModelSpec, version: int | str) -> ModelVersion:
     """
     from mlflow.exceptions import MlflowException
 
+    number = _version_number(spec, version)
     try:
-        return client().get_model_version(spec.model_name, str(int(version)))
-    except (MlflowException, ValueError) as exc:
+        return client().get_model_version(spec.model_name, str(number))
+    except MlflowException as exc:
         raise RegistryError(f"{spec.model_name}: no model version {version!r} in the registry") from exc
+
+
+def _version_number(spec: ModelSpec, version: int | str) -> int:
+    """A version number, or RegistryError: paths, URIs and aliases are not versions."""
+    text = str(version).strip()
+    if isinstance(version, bool) or not text.isdigit() or int(text) < 1:
+        raise RegistryError(f"{spec.model_name}: {version!r} is not a model version number")
+    return int(text)
 
 
 def load_model(spec: ModelSpec, version: int | str) -> Any:
     """Load a registered version's XGBoost model (sklearn API) from the registry.
 
-    Models are only ever loaded by registry name and version, never from a path
-    taken from a run's conf.
+    Models are only ever loaded by registry name and version number, never from a path
+    or URI (one taken from a run's conf, say): anything but a number is refused.
+
+    Raises:
+        RegistryError: ``version`` is not a version number, or no such version exists.
     """
     import mlflow.xgboost
 
-    client()
-    return mlflow.xgboost.load_model(f"models:/{spec.model_name}/{int(version)}")
+    number = get_version(spec, _version_number(spec, version)).version
+    return mlflow.xgboost.load_model(f"models:/{spec.model_name}/{int(number)}")
 
 
 def _now() -> str:
@@ -119,26 +149,61 @@ def _now() -> str:
 
 
 def audit_log(spec: ModelSpec) -> list[dict[str, Any]]:
-    """Every recorded promotion, approval and rollback of the model, oldest first."""
+    """Every recorded promotion, approval, rejection and rollback of the model, oldest first.
+
+    Each entry: ``seq``, ``at`` (UTC), ``action``, ``from_version``, ``to_version``,
+    ``by`` (who: a DAG run and its user, or ``cli:<login>``) and ``reason``.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         tags = client().get_registered_model(spec.model_name).tags
     except MlflowException:
         return []
-    return [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith("audit."))]
+    entries = [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith("audit."))]
+    return sorted(entries, key=lambda e: (e.get("seq", 0), e.get("at", "")))
+
+
+# Alert kind of each audited action.
+_ALERT_KIND = {"promote": "promotion", "approve": "promotion", "rollback": "rollback",
+               "await_approval": "approval_needed", "reject": "rejection"}
+_MAX_REASON = 20_000  # registry tag values hold 100k characters; the entry must fit in one
 
 
 def _record(spec: ModelSpec, entry: dict[str, Any]) -> dict[str, Any]:
+    import uuid
+
     c = client()
     seq = len(audit_log(spec)) + 1
     entry = {"seq": seq, "at": _now(), **entry}
+    entry["reason"] = str(entry.get("reason", ""))[:_MAX_REASON]
     for key in ("from_version", "to_version"):  # one type in the log, whatever the store returns
         if entry.get(key) is not None:
             entry[key] = str(entry[key])
-    c.set_registered_model_tag(spec.model_name, f"audit.{seq:04d}", json.dumps(entry, sort_keys=True))
+    c.set_registered_model_tag(spec.model_name, f"audit.{seq:04d}.{uuid.uuid4().hex[:8]}", json.dumps(entry, sort_keys=True))
     log.info("registry audit %s: %s", spec.model_name, entry)
+    _alert(spec, entry)
     return entry
+
+
+def _alert(spec: ModelSpec, entry: dict[str, Any]) -> None:
+    """Raise the alert of an audited action (after the registry change is recorded)."""
+    from mlops_lifecycle import alerts
+
+    action = entry["action"]
+    frm, to = entry.get("from_version"), entry.get("to_version")
+    titles = {
+        "promote": f"{spec.model_name}: v{to} promoted to champion (was {f'v{frm}' if frm else 'none'})",
+        "approve": f"{spec.model_name}: v{to} approved as champion (was {f'v{frm}' if frm else 'none'})",
+        "rollback": f"{spec.model_name}: rolled back to v{to} (was v{frm})",
+        "await_approval": f"{spec.model_name}: v{to} won its comparison and waits for approval",
+        "reject": f"{spec.model_name}: challenger v{to} rejected",
+    }
+    message = f"{titles[action]}\nby {entry['by']} at {entry['at']}\nreason: {entry['reason']}"
+    if action == "await_approval":
+        message += f"\nApprove it with the {spec.name}__approve DAG or `mlops approve {spec.name} --reason ...`."
+    alerts.emit(spec, _ALERT_KIND[action], titles[action], message, details=dict(entry),
+                ident=f"audit{entry['seq']:04d}-{action}-v{to}")
 
 
 def set_champion(spec: ModelSpec, version: int | str, *, actor: str, reason: str, action: str = "promote") -> dict:
@@ -180,9 +245,15 @@ def set_champion(spec: ModelSpec, version: int | str, *, actor: str, reason: str
 
 
 def mark_challenger(spec: ModelSpec, version: int | str, *, actor: str, reason: str) -> dict:
-    """Park a winning version under alias ``challenger`` until someone approves it."""
+    """Park a winning version under alias ``challenger`` until someone approves it.
+
+    A version that was waiting before is superseded (tagged ``status=superseded``).
+    """
     c = client()
     v = get_version(spec, version)
+    earlier = challenger(spec)
+    if earlier is not None and earlier.version != v.version:
+        c.set_model_version_tag(spec.model_name, earlier.version, "status", "superseded")
     c.set_registered_model_alias(spec.model_name, CHALLENGER, v.version)
     c.set_model_version_tag(spec.model_name, v.version, "status", "awaiting_approval")
     c.set_model_version_tag(spec.model_name, v.version, "promotion_reason", reason)
@@ -199,31 +270,57 @@ def reject(spec: ModelSpec, version: int | str, *, actor: str, reason: str) -> d
     return _record(spec, {"action": "reject", "from_version": None, "to_version": v.version, "by": actor, "reason": reason})
 
 
-def approve(spec: ModelSpec, *, actor: str, reason: str) -> dict:
+def approve(spec: ModelSpec, *, actor: str, reason: str, version: int | str | None = None) -> dict:
     """Promote the waiting challenger to champion (manual promotion mode).
 
-    Raises RegistryError when no version waits for approval.
+    ``version``, when given, is the version the approver reviewed: the approval is
+    refused if another version waits (a newer winner replaced it in the meantime).
+
+    Raises:
+        RegistryError: no version waits for approval, or not the one named.
     """
+    if not str(reason or "").strip():
+        raise RegistryError(f"{spec.model_name}: an approval needs a reason (it is recorded)")
     waiting = challenger(spec)
     if waiting is None:
         raise RegistryError(f"{spec.model_name}: no version is waiting for approval (alias {CHALLENGER!r})")
+    if version is not None and str(waiting.version) != str(_version_number(spec, version)):
+        raise RegistryError(
+            f"{spec.model_name}: v{waiting.version} is waiting for approval, not v{version}; review it first"
+        )
     return set_champion(spec, waiting.version, actor=actor, reason=reason, action="approve")
 
 
 def rollback(spec: ModelSpec, *, actor: str, reason: str, to_version: int | str | None = None) -> dict:
     """Set the champion back to ``previous_champion`` (or to ``to_version``) in one step.
 
-    Raises RegistryError when there is nothing to roll back to.
+    The version rolled back from is tagged ``status=rolled_back``, and an unnamed
+    rollback never restores such a version: rolling back twice does not bring back the
+    model the first rollback removed (name it with ``to_version`` to do that on purpose).
+
+    Raises:
+        RegistryError: nothing to roll back to, the version does not exist, or it is
+            already the champion.
     """
+    if not str(reason or "").strip():
+        raise RegistryError(f"{spec.model_name}: a rollback needs a reason (it is recorded)")
     if to_version is None:
         prev = _get_alias(spec, PREVIOUS)
         if prev is None:
             raise RegistryError(f"{spec.model_name}: no previous champion to roll back to; name a version")
+        if prev.tags.get("status") == "rolled_back":
+            raise RegistryError(
+                f"{spec.model_name}: the previous champion v{prev.version} was itself rolled back from; "
+                "name the version to restore (--to-version / to_version)"
+            )
         to_version = prev.version
     target = get_version(spec, to_version)
     if target.tags.get("status") == "rejected":
         log.warning("rolling %s back to v%s, which was rejected when trained", spec.model_name, target.version)
-    return set_champion(spec, target.version, actor=actor, reason=reason, action="rollback")
+    entry = set_champion(spec, target.version, actor=actor, reason=reason, action="rollback")
+    if entry.get("from_version"):
+        client().set_model_version_tag(spec.model_name, entry["from_version"], "status", "rolled_back")
+    return entry
 
 
 def versions(spec: ModelSpec) -> list[ModelVersion]:

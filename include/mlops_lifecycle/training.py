@@ -64,13 +64,17 @@ def assemble_window(spec: ModelSpec, end_ds: str | dt.date, window_days: int | N
         parts.append({"ds": day.isoformat(), "sha256": lake.file_sha256(path)})
         frames.append(pd.read_parquet(path, engine="pyarrow"))
     frame = pd.concat(frames, ignore_index=True)
+    label_parts: list[dict[str, str]] = []
+    if spec.labels is not None:
+        frame, label_parts = _with_late_labels(spec, frame, available)
     labelled = int(frame[spec.target.column].notna().sum())
     if labelled < spec.training.min_rows:
         raise InsufficientData(
             f"{spec.name}: the window {start}..{end} has {labelled} labelled rows; training.min_rows is "
             f"{spec.training.min_rows}"
         )
-    data_version = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    # Late labels are part of the data: a day whose labels arrived makes a new data version.
+    data_version = hashlib.sha256(json.dumps(parts + label_parts, sort_keys=True).encode()).hexdigest()
     target = lake.write_parquet(lake.training_dir(spec.name, end) / "data.parquet", frame)
     return {
         "model": spec.name,
@@ -82,6 +86,28 @@ def assemble_window(spec: ModelSpec, end_ds: str | dt.date, window_days: int | N
         "rows": len(frame),
         "labelled_rows": labelled,
     }
+
+
+def _with_late_labels(spec: ModelSpec, frame: Any, days: list[dt.date]) -> tuple[Any, list[dict[str, str]]]:
+    """Fill the target of the window's rows from the ``labels`` zone (labels that arrived
+    after their batch), leaving labels that came with the batch as they are."""
+    import pandas as pd
+
+    key, target = spec.labels_join_key, spec.target.column
+    parts, frames = [], []
+    for day in lake.partitions(spec.name, "labels"):
+        if day in days:
+            path = lake.data_file(spec.name, "labels", day)
+            parts.append({"labels_ds": day.isoformat(), "sha256": lake.file_sha256(path)})
+            frames.append(pd.read_parquet(path, engine="pyarrow", columns=[key, target]))
+    if not frames:
+        return frame, parts
+    late = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[key], keep="last")
+    keys = frame[key]
+    if keys.dtype != late[key].dtype:  # e.g. ids that one source typed as numbers
+        keys, late[key] = keys.astype(str), late[key].astype(str)
+    filled = frame[target].fillna(keys.map(late.set_index(key)[target]))
+    return frame.assign(**{target: filled}), parts
 
 
 # ---- 2. fit, test, log, register ----------------------------------------------
@@ -120,6 +146,23 @@ def _estimator(spec: ModelSpec, params: dict[str, Any]) -> Any:
     return xgb.XGBRegressor(objective="reg:squarederror", eval_metric="rmse", **base)
 
 
+def _keep_best_trees(model: Any) -> None:
+    """Drop the trees grown after the early-stopping best iteration.
+
+    The booster keeps the ``early_stopping_rounds`` trees past the best one; the model's
+    own ``predict`` skips them, but ``Booster.inplace_predict`` (used for evaluation
+    and batch scoring) would use them. Truncating once here makes every consumer
+    predict with the early-stopped model.
+    """
+    booster = model.get_booster()
+    best = booster.attr("best_iteration")
+    if best is None or booster.num_boosted_rounds() <= int(best) + 1:
+        return
+    kept = booster[: int(best) + 1]
+    kept.set_attr(**booster.attributes())  # slicing drops best_iteration / best_score
+    model.load_model(bytearray(kept.save_raw(raw_format="ubj")))
+
+
 def _importance_plot(model: Any, columns: list[str], path: Path) -> None:
     import matplotlib
 
@@ -152,6 +195,7 @@ def train_and_register(
 
     import mlflow
     import mlflow.xgboost
+    import numpy as np
     import pandas as pd
     import xgboost as xgb
     from mlflow.models import infer_signature
@@ -164,6 +208,7 @@ def train_and_register(
     params = {**spec.training.xgboost, **(params_override or {})}
     model = _estimator(spec, params)
     model.fit(x_train, y["train"], eval_set=[(x_val, y["validation"])], verbose=False)
+    _keep_best_trees(model)
 
     pred_val = evaluation.predict(spec, model, x_val)
     pred_hold = evaluation.predict(spec, model, x_hold)
@@ -178,8 +223,12 @@ def train_and_register(
     }
 
     holdout_path = lake.write_parquet(lake.training_dir(spec.name, window["end_ds"]) / "holdout.parquet", split["holdout"])
-    reference = split["holdout"][[*spec.feature_names]].copy()
-    reference["prediction"] = pred_hold
+    # The drift reference is the rows the model never trained on (validation + holdout), with
+    # its own out-of-sample predictions: in-sample predictions are sharper than any new day's
+    # and would flag prediction drift forever. Two days rather than one, so one unlucky day's
+    # category mix does not make every later day look drifted.
+    reference = pd.concat([split["validation"][[*spec.feature_names]], split["holdout"][[*spec.feature_names]]])
+    reference["prediction"] = np.concatenate([pred_val, pred_hold])
     reference = reference.sample(n=min(len(reference), spec.training.reference_rows), random_state=spec.training.seed)
 
     exp_id = registry.ensure_experiment(spec)
@@ -276,20 +325,31 @@ def compare_and_promote(
     import pandas as pd
 
     holdout = pd.read_parquet(trained["holdout_path"], engine="pyarrow")
-    y = holdout[spec.target.column].to_numpy()
+    matrix = features.build_matrix(spec, holdout)
+    # Both models come from the registry and are scored on the same rows: the noise test
+    # and the slice checks compare them row for row.
+    challenger_pred = evaluation.predict(spec, registry.load_model(spec, trained["version"]), matrix)
     champ = registry.champion(spec)
-    champ_metrics = None
+    champ_pred = None
     if champ is not None:
-        champ_model = registry.load_model(spec, champ.version)
-        champ_pred = evaluation.predict(spec, champ_model, features.build_matrix(spec, holdout))
-        champ_metrics = evaluation.metrics(spec, y, champ_pred)
+        champ_pred = evaluation.predict(spec, registry.load_model(spec, champ.version), matrix)
+    evidence = promotion.evaluate_pair(spec, holdout, challenger_pred, champ_pred)
+    champ_metrics = evidence["champion_metrics"]
     decision = promotion.decide(
-        spec, challenger_metrics=trained["holdout_metrics"], champion_metrics=champ_metrics, model_tests=trained["tests"]
+        spec,
+        challenger_metrics=evidence["challenger_metrics"],
+        champion_metrics=champ_metrics,
+        model_tests=trained["tests"],
+        paired=evidence["paired"],
+        slices=evidence["slices"],
     )
     registry.client()
     with mlflow.start_run(run_id=trained["run_id"]):
         if champ_metrics:
             mlflow.log_metrics({f"champion_holdout_{k}": v for k, v in champ_metrics.items()})
+        if evidence["paired"]:
+            mlflow.log_metrics({f"promotion.{k}": v for k, v in evidence["paired"].items() if isinstance(v, int | float)})
+        mlflow.log_dict(decision.as_dict(), "evaluation/promotion_decision.json")
         mlflow.set_tags(
             {
                 "promotion.decision": "promote" if decision.promote else "reject",

@@ -489,7 +489,7 @@ def test_check_secrets_accepts_generated_strong_values(env_example):
     values = strong_secrets(placeholder_secrets(env_example))
     result = run_check_secrets(values)
     assert result.returncode == 0, result.stderr
-    assert "8 secrets set" in result.stdout
+    assert "10 secrets set" in result.stdout
 
 
 @pytest.mark.parametrize(

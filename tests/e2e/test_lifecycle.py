@@ -80,7 +80,7 @@ def test_day1_without_champion_triggers_first_training_and_v1_becomes_champion(s
 
     d1 = DAYS[0]
     assert _task(scenario, d1, "trigger_first_training") == "success"
-    assert _task(scenario, d1, "score") == "skipped"
+    assert _task(scenario, d1, "plan_scoring") == "skipped"
     queued = scenario["queued"][d1]
     assert len(queued) == 1 and queued[0]["conf"]["reason"] == "no_champion"
     assert scenario["days"][d1]["retrain"][0]["state"].endswith("success")
@@ -99,7 +99,7 @@ def test_corrupted_batch_is_quarantined_with_failed_checks_named(scenario):
     spec = scenario["spec"]
     assert scenario["days"][CORRUPT]["state"].endswith("failed")
     assert _task(scenario, CORRUPT, "validate") == "failed"
-    assert _task(scenario, CORRUPT, "score") in {"upstream_failed", ""}
+    assert _task(scenario, CORRUPT, "plan_scoring") in {"upstream_failed", ""}
     qdir = lake.partition_dir(spec.name, "quarantine", CORRUPT)
     assert (qdir / "data.parquet").exists()
     result = json.loads((qdir / "validation.json").read_text())
@@ -165,6 +165,10 @@ def test_challenger_is_promoted_only_if_it_beats_champion_on_same_holdout(scenar
     run = mlflow.get_run(v2.run_id)
     new, old = run.data.metrics["holdout_roc_auc"], run.data.metrics["champion_holdout_roc_auc"]
     beats = new - old >= spec.promotion.margin and new >= spec.promotion.floor
+    # The noise rule: the gain must hold in all but `significance` of paired resamples.
+    if spec.promotion.significance is not None:
+        beats = beats and run.data.metrics["promotion.p_value"] <= spec.promotion.significance
+    assert run.data.tags["promotion.decision"] == ("promote" if beats else "reject")
     assert (v2.tags["status"] == "champion") == beats
     assert run.data.tags["promotion.compared_with"] == "v1"
     # Days scored after the retraining carry whichever version is champion then.

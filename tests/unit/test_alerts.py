@@ -1,0 +1,278 @@
+"""Alerts: nothing silent. Written to the log and the lake always, sent through the
+connection-configured Airflow notifiers when the spec asks for it.
+
+The e-mail channel is tested with the SMTP provider's real ``SmtpNotifier`` talking to a
+tiny SMTP server on 127.0.0.1 started by the test (no other network). The failure
+callback is tested with real ``DAG.test`` runs of the model's DAGs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import socket
+import socketserver
+import threading
+
+import pytest
+
+from mlops_lifecycle import alerts, lake
+from mlops_lifecycle.spec import ModelSpec
+
+
+def with_notifications(spec: ModelSpec, **section) -> ModelSpec:
+    data = spec.model_dump()
+    data["notifications"] = section
+    return ModelSpec.model_validate(data)
+
+
+# ---- log and lake -------------------------------------------------------------------------
+
+
+def test_an_alert_is_logged_and_written_to_the_lake(example_spec, data_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlops_lifecycle.alerts"):
+        alert = alerts.emit(
+            example_spec, "drift", "late_delivery: drift on 2026-03-03", "share 0.6", details={"share": 0.6}
+        )
+    path = lake.root() / "late_delivery" / "events" / "alerts"
+    files = list(path.glob("*.json"))
+    assert len(files) == 1 and str(files[0]) == alert["path"]
+    written = json.loads(files[0].read_text())
+    assert (
+        written["kind"] == "drift"
+        and written["severity"] == "warning"
+        and written["details"] == {"share": 0.6}
+    )
+    assert written["deliveries"] == {}
+    assert any("ALERT drift late_delivery" in r.getMessage() for r in caplog.records)
+    # No temporary files left beside it (atomic write).
+    assert [p.name for p in path.iterdir()] == [files[0].name]
+
+
+def test_the_same_event_raised_twice_is_one_alert_and_other_events_add_up(example_spec, data_dir):
+    alerts.emit(example_spec, "drift", "t", "m", ident="ds=2026-03-03")
+    alerts.emit(example_spec, "drift", "t", "m again", ident="ds=2026-03-03")
+    assert [a["message"] for a in alerts.read_alerts("late_delivery")] == ["m again"]
+    alerts.emit(example_spec, "failure", "t", "m")
+    alerts.emit(example_spec, "failure", "t", "m")
+    assert len(alerts.read_alerts("late_delivery", "failure")) == 2
+
+
+def test_unknown_kind_is_refused(example_spec, data_dir):
+    with pytest.raises(ValueError, match="unknown alert kind"):
+        alerts.emit(example_spec, "gossip", "t", "m")
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b"])
+def test_an_alert_for_an_unsafe_model_name_never_becomes_a_path(data_dir, name, caplog):
+    with caplog.at_level(logging.ERROR, logger="mlops_lifecycle.alerts"):
+        alert = alerts.emit(name, "failure", "t", "m")
+    assert "path" not in alert
+    assert [p for p in data_dir.rglob("*") if p.is_file()] == []
+    assert any("not written to the lake" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("ident", ["../../x", "/abs", "a/b"])
+def test_alert_idents_cannot_leave_the_alerts_folder(example_spec, data_dir, ident):
+    alert = alerts.emit(example_spec, "failure", "t", "m", ident=ident)
+    base = lake.root() / "late_delivery" / "events" / "alerts"
+    assert str(alert["path"]).startswith(str(base) + "/") and "/" not in alert["path"][len(str(base)) + 1 :]
+
+
+# ---- e-mail and Slack through provider notifiers ---------------------------------------------------
+
+
+class _SmtpSink(socketserver.StreamRequestHandler):
+    """Just enough SMTP to accept one message (RFC 5321 happy path)."""
+
+    def handle(self):
+        self.wfile.write(b"220 sink\r\n")
+        data_mode, lines = False, []
+        for raw in self.rfile:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if data_mode:
+                if line == ".":
+                    data_mode = False
+                    self.server.messages.append("\n".join(lines))
+                    self.wfile.write(b"250 queued\r\n")
+                else:
+                    lines.append(line)
+                continue
+            verb = line[:4].upper()
+            if verb == "DATA":
+                data_mode, lines = True, []
+                self.wfile.write(b"354 go on\r\n")
+            elif verb == "QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.server.commands.append(line)
+                self.wfile.write(b"250 ok\r\n")
+
+
+@pytest.fixture
+def smtp_sink():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpSink)
+    server.messages, server.commands = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _smtp_conn(monkeypatch, name: str, port: int) -> None:
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {
+            "disable_ssl": True,
+            "disable_tls": True,
+            "from_email": "mlops@example.org",
+            "timeout": 5,
+            "retry_limit": 0,
+        },
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{name.upper()}", json.dumps(conn))
+
+
+def test_email_goes_through_the_smtp_provider_notifier_and_its_connection(
+    example_spec, data_dir, smtp_sink, monkeypatch
+):
+    _smtp_conn(monkeypatch, "mlops_smtp", smtp_sink.server_address[1])
+    spec = with_notifications(example_spec, email={"conn_id": "mlops_smtp", "to": ["oncall@example.org"]})
+    alert = alerts.emit(
+        spec, "rollback", "late_delivery: rolled back to v1 (was v2)", "by cli:bob\nreason: bad v2"
+    )
+    assert alert["deliveries"] == {"email": "sent"}
+    assert len(smtp_sink.messages) == 1
+    import email
+
+    message = email.message_from_string(smtp_sink.messages[0])
+    assert message["Subject"] == "[mlops warning] late_delivery: rolled back to v1 (was v2)"
+    body = "".join(
+        part.get_payload(decode=True).decode() for part in message.walk() if not part.is_multipart()
+    )
+    assert "reason: bad v2" in body
+    assert any("oncall@example.org" in c for c in smtp_sink.commands)
+    assert json.loads(open(alert["path"]).read())["deliveries"] == {"email": "sent"}
+
+
+def test_kinds_not_listed_in_events_are_not_sent_but_still_recorded(
+    example_spec, data_dir, smtp_sink, monkeypatch
+):
+    _smtp_conn(monkeypatch, "mlops_smtp", smtp_sink.server_address[1])
+    spec = with_notifications(
+        example_spec, events=["failure"], email={"conn_id": "mlops_smtp", "to": ["a@example.org"]}
+    )
+    alerts.emit(spec, "promotion", "t", "m")
+    assert smtp_sink.messages == []
+    assert len(alerts.read_alerts(spec.name, "promotion")) == 1
+
+
+def test_a_channel_that_is_down_never_loses_the_alert(example_spec, data_dir, monkeypatch, caplog):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _smtp_conn(monkeypatch, "mlops_smtp", port)
+    spec = with_notifications(example_spec, email={"conn_id": "mlops_smtp", "to": ["a@example.org"]})
+    with caplog.at_level(logging.ERROR, logger="mlops_lifecycle.alerts"):
+        alert = alerts.emit(spec, "failure", "late_delivery: task failed", "boom")
+    assert alert["deliveries"]["email"].startswith("failed:")
+    assert json.loads(open(alert["path"]).read())["deliveries"]["email"].startswith("failed:")
+    assert any("not sent by email" in r.getMessage() for r in caplog.records)
+
+
+def test_slack_without_its_provider_says_what_to_install(example_spec, data_dir):
+    try:
+        import airflow.providers.slack  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the Slack provider is installed here")
+    spec = with_notifications(example_spec, slack={"conn_id": "slack_alerts", "webhook": True})
+    alert = alerts.emit(spec, "drift", "t", "m")
+    assert "pip install apache-airflow-providers-slack" in alert["deliveries"]["slack"]
+    assert len(alerts.read_alerts(spec.name)) == 1
+
+
+def test_channel_settings_are_validated(example_spec):
+    with pytest.raises(ValueError):
+        with_notifications(example_spec, email={"conn_id": "x", "to": []})
+    with pytest.raises(ValueError):
+        with_notifications(example_spec, events=["everything"])
+
+
+# ---- failure callbacks on real DAG runs ---------------------------------------------------------
+
+
+def test_every_task_of_every_dag_has_the_failure_notifier(example_spec):
+    from mlops_lifecycle import dag_factory
+
+    for builder in dag_factory.BUILDERS.values():
+        dag = builder(example_spec)
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert any(isinstance(c, alerts.FailureNotifier) for c in callbacks), (
+                f"{dag.dag_id}.{task.task_id}"
+            )
+
+
+@pytest.fixture
+def dag_env(tmp_path, monkeypatch, airflow_db):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+    from e2e_specs import write_small_spec
+
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLOPS_SPECS_DIR", str(tmp_path / "specs"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    write_small_spec(tmp_path / "specs")
+    from mlops_lifecycle import replay
+    from mlops_lifecycle.spec import get_spec
+
+    spec = get_spec("late_delivery")
+    return spec, replay.load_dags(spec)
+
+
+@pytest.mark.e2e
+def test_a_failing_task_in_a_real_dag_run_writes_a_failure_alert(dag_env):
+    """The retraining DAG on an empty lake: assemble_window fails (too few days)."""
+    spec, dags = dag_env
+    dr = dags["late_delivery__retrain"].test(
+        logical_date=dt.datetime(2026, 3, 1, tzinfo=dt.UTC), run_conf={"reason": "pytest"}
+    )
+    assert str(dr.state).endswith("failed")
+    found = alerts.read_alerts(spec.name, "failure")
+    assert len(found) == 1
+    alert = found[0]
+    assert alert["details"]["dag_id"] == "late_delivery__retrain"
+    assert alert["details"]["task_id"] == "assemble_window"
+    assert alert["details"]["run_id"] == dr.run_id
+    assert alert["details"]["error_type"] == "InsufficientData"
+    assert "validated day(s)" in alert["details"]["error"]
+
+
+@pytest.mark.e2e
+def test_a_rejected_batch_in_a_real_dag_run_writes_a_quarantine_alert(dag_env):
+    from mlops_lifecycle import ingestion
+    from mlops_lifecycle.examples import late_delivery
+
+    spec, dags = dag_env
+    day = dt.date(2026, 3, 2)
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    late_delivery.write_landing(template, [day], rows=300, corrupt_days=(day,))
+    dr = dags["late_delivery__daily"].test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
+    assert str(dr.state).endswith("failed")
+    found = alerts.read_alerts(spec.name)
+    assert [a["kind"] for a in found] == ["quarantine"]
+    alert = found[0]
+    assert alert["details"]["task_id"] == "validate" and alert["details"]["ds"] == day.isoformat()
+    assert alert["details"]["quarantine_dir"].endswith(f"quarantine/ds={day.isoformat()}")
+    assert json.loads(open(alert["details"]["validation_result"]).read())["success"] is False
+    assert "drivers_available" in alert["message"]
