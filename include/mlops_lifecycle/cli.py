@@ -28,17 +28,97 @@ def _say(msg: str = "") -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate every spec; print each problem with file and field."""
-    from mlops_lifecycle import spec
+    """Validate every spec; print each problem with file and field.
 
-    specs, errors = spec.check_all(args.specs)
+    Beyond the schema: a spec's ``features_function`` must import and work on probe rows,
+    and a reviewable ``<name>.suite.json`` beside a spec must still match it.
+    """
+    from mlops_lifecycle import features, scaffold, spec
+
+    folder = Path(args.specs) if args.specs else config.specs_dir()
+    specs, errors = spec.check_all(folder)
     for s in specs:
-        _say(f"ok      {s.name}  ({len(s.features)} features, {s.target.task}, schedule {s.schedule})")
+        path = folder / f"{s.name}.yaml" if (folder / f"{s.name}.yaml").exists() else folder / f"{s.name}.yml"
+        try:
+            width = len(features.feature_columns(s))
+        except features.FeatureFunctionError as exc:
+            errors.append(f"invalid model spec {path}:\n  - features_function: {exc}")
+            continue
+        suite_file = scaffold.suite_path(path)
+        note = ""
+        if suite_file.exists():
+            fresh = scaffold.suite_json(s)
+            if args.write_suites:
+                from mlops_lifecycle import lake
+
+                lake.write_json(suite_file, fresh)
+                note = f"; rewrote {suite_file.name}"
+            elif json.loads(suite_file.read_text(encoding="utf-8")) != json.loads(json.dumps(fresh, default=str)):
+                note = f"; {suite_file.name} is out of date (mlops check --write-suites renews it)"
+        _say(f"ok      {s.name}  ({len(s.features)} features -> {width} model inputs, {s.target.task}, "
+             f"schedule {s.schedule}){note}")
     for e in errors:
         _say(f"INVALID {e}")
     if not specs and not errors:
-        _say(f"no specs found in {args.specs or config.specs_dir()}")
+        _say(f"no specs found in {folder}")
     return 1 if errors else 0
+
+
+def cmd_new_model(args: argparse.Namespace) -> int:
+    """Scaffold a spec and its expectation suite from a sample file."""
+    from mlops_lifecycle import scaffold
+
+    config.quiet_third_party()
+    made = scaffold.new_model(
+        args.name, args.sample, args.target, time=args.time, entity_id=args.entity_id, exclude=tuple(args.exclude or ()),
+        owner=args.owner, description=args.description, specs_dir=args.specs,
+    )
+    s = made.spec
+    _say(f"wrote {made.spec_path}\n      {made.suite_path} (the expectation suite it implies, for review)")
+    _say(f"  {s.target.task} of {s.target.column!r}; entity id {s.entity_id!r}; event time {s.event_time!r}; "
+         f"{len(s.features)} features; the sample passed all {made.sample_check['evaluated']} checks")
+    for w in made.warnings:
+        _say(f"  WARNING: {w}")
+    _say(f"""
+Next:
+  1. Review {made.spec_path.name}: every value was inferred from the sample; comments say what was seen.
+  2. mlops check
+  3. Land one file per day at {s.source.path}
+     (from one history file: mlops split-by-day --input FILE --time {s.event_time} --out '<that path, resolved>')
+  4. Load history and train once: mlops ingest-history {s.name} --from-date ... --to-date ..., then trigger
+     {s.name}__retrain (make airflow: the UI lists the four {s.name}__* DAGs); unpause {s.name}__daily.
+  Guide: docs/adding-a-model.md""")
+    return 0
+
+
+def cmd_ingest_history(args: argparse.Namespace) -> int:
+    """Ingest and validate past days (no model needed) so the first training has data."""
+    from mlops_lifecycle import scaffold, spec
+
+    config.quiet_third_party()
+    s = spec.get_spec(args.model)
+    start, end = dt.date.fromisoformat(args.from_date), dt.date.fromisoformat(args.to_date)
+    if end < start:
+        raise SystemExit(f"error: --to-date {end} is before --from-date {start}")
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    results = scaffold.ingest_history(s, days, docs=args.data_docs)
+    for r in results:
+        if r["status"] != "validated" or args.verbose:
+            _say(f"{r['ds']}  {r['status']:<10} {r['rows'] if r['rows'] is not None else '-':>6}  {r['detail'][:160]}")
+    counts = {k: sum(1 for r in results if r["status"] == k) for k in ("validated", "rejected", "missing", "unreadable")}
+    _say(f"{s.name}: {counts['validated']} of {len(days)} day(s) validated; "
+         + ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "validated")
+         + f"\nNext: trigger {s.name}__retrain from the Airflow UI form (last day {end}), or\n  airflow dags trigger "
+         f"{s.name}__retrain --conf '{{\"end_date\": \"{end}\", \"reason\": \"first training\"}}'")
+    return 0 if counts["validated"] else 1
+
+
+def cmd_split_by_day(args: argparse.Namespace) -> int:
+    from mlops_lifecycle import scaffold
+
+    written = scaffold.split_by_day(args.input, args.time, args.out, drop=tuple(args.drop or ()), overwrite=args.overwrite)
+    _say(f"wrote {len(written)} daily file(s)" + (f": {written[0]} .. {written[-1]}" if written else " (all existed)"))
+    return 0
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -56,7 +136,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     from mlops_lifecycle import registry, spec
 
-    entry = registry.approve(spec.get_spec(args.model), actor=_actor(args), reason=args.reason)
+    entry = registry.approve(spec.get_spec(args.model), actor=_actor(args), reason=args.reason, version=args.version)
     _say(f"{args.model}: approved v{entry['to_version']} as champion (was v{entry['from_version']})")
     return 0
 
@@ -127,12 +207,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     template = str(config.data_dir() / "landing" / s.name / "{ds}.parquet")
     late_delivery.write_landing(template, history + days, rows=args.rows, shift_start=shift_start, corrupt_days=(corrupt_day,))
     _say(f"-- generated {len(history) + len(days)} daily files in {Path(template).parent}")
-    replay.seed_history(s, history)
-    _say(f"-- ingested and validated {len(history)} days of history ({history[0]}..{history[-1]}) for the first training")
-
     logfile = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow")) / "logs" / "demo-replay.log"
     if logfile.exists():
         logfile.unlink()
+    with replay.quiet_airflow(logfile):
+        replay.seed_history(s, history)
+    _say(f"-- ingested and validated {len(history)} days of history ({history[0]}..{history[-1]}) for the first training")
     dags = replay.load_dags(s)
     replay.clear_runs(s)
     t_replay = time.perf_counter()
@@ -199,7 +279,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate every model spec")
     c.add_argument("--specs", default=None, help="specs folder (default $MLOPS_SPECS_DIR or dags/specs)")
+    c.add_argument("--write-suites", action="store_true", help="renew the <name>.suite.json files beside the specs")
     c.set_defaults(func=cmd_check)
+
+    n = sub.add_parser("new-model", help="scaffold a spec (and its expectation suite) from a CSV or Parquet sample")
+    n.add_argument("--name", required=True, help="model name: lower-case letters, digits, underscores")
+    n.add_argument("--sample", required=True, help="a CSV or Parquet file of rows like the daily data")
+    n.add_argument("--target", required=True, help="the label column")
+    n.add_argument("--time", default=None, help="the event-time column (needed only if the sample has several)")
+    n.add_argument("--entity-id", default=None, help="the row id column (needed only if none is obvious)")
+    n.add_argument("--exclude", action="append", help="a column to leave out of the spec; repeatable")
+    n.add_argument("--owner", default=None, help="owner of the DAGs (default: your login)")
+    n.add_argument("--description", default=None)
+    n.add_argument("--specs", default=None, help="specs folder (default $MLOPS_SPECS_DIR or dags/specs)")
+    n.set_defaults(func=cmd_new_model)
+
+    sp = sub.add_parser("split-by-day", help="write one file per event day of a history file")
+    sp.add_argument("--input", required=True, help="a CSV or Parquet file")
+    sp.add_argument("--time", required=True, help="the event-time column to split by")
+    sp.add_argument("--out", required=True, help="output path template with {ds}; .csv writes CSV, else Parquet")
+    sp.add_argument("--drop", action="append", help="a column to leave out; repeatable")
+    sp.add_argument("--overwrite", action="store_true", help="replace files that exist")
+    sp.set_defaults(func=cmd_split_by_day)
+
+    ih = sub.add_parser("ingest-history", help="ingest and validate past days of a model (before its first training)")
+    ih.add_argument("model")
+    ih.add_argument("--from-date", required=True, help="first day, YYYY-MM-DD")
+    ih.add_argument("--to-date", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    ih.add_argument("--data-docs", action="store_true", help="also render Great Expectations Data Docs (slower)")
+    ih.add_argument("--verbose", action="store_true", help="print every day, not only the ones that failed")
+    ih.set_defaults(func=cmd_ingest_history)
 
     d = sub.add_parser("demo", help="replay the example model through the real DAGs")
     d.add_argument("--days", type=int, default=30)
@@ -216,7 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--reason", required=True, help="why (recorded in the audit log)")
         r.add_argument("--user", default=None, help="who you are (default: your login)")
         if name == "rollback":
-            r.add_argument("--to-version", type=int, default=None)
+            r.add_argument("--to-version", type=int, default=None,
+                           help="the version to restore (default: the previous champion)")
+        else:
+            r.add_argument("--version", type=int, default=None,
+                           help="the version you reviewed; refused if another version is waiting")
         r.set_defaults(func=func)
 
     st = sub.add_parser("status", help="list a model's versions and its audit log")
@@ -242,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except Exception as exc:  # noqa: BLE001 - one clear line for the user, not a traceback
         from mlops_lifecycle.registry import RegistryError
+        from mlops_lifecycle.scaffold import ScaffoldError
         from mlops_lifecycle.spec import SpecError
 
-        if isinstance(exc, SpecError | RegistryError):
+        if isinstance(exc, SpecError | RegistryError | ScaffoldError):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -13,15 +13,27 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlops_lifecycle import config
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+REGISTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# "package.module:function": plain dotted identifiers only, so a spec names code, never runs it.
+FUNCTION_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 # Metrics the trainer computes, and whether larger is better.
 CLASSIFICATION_METRICS = {"roc_auc": True, "log_loss": False, "f1": True, "precision": True, "recall": True, "accuracy": True}
@@ -47,6 +59,11 @@ class FeatureSpec(_Strict):
     categories: list[str] | None = None
     nullable: bool = False
     max_null_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    may_be_constant: bool = Field(
+        False,
+        description="Allow a daily batch in which this column holds one value (a calendar or weather "
+        "column); otherwise a constant column is rejected as a broken feed.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -68,17 +85,58 @@ class FeatureSpec(_Strict):
         return self
 
 
-class SourceSpec(_Strict):
-    """Where a day's raw batch comes from.
+def _check_function_path(v: str | None) -> str | None:
+    """Validate a ``package.module:function`` reference (shared by every field that names code)."""
+    if v is not None and not FUNCTION_PATH.match(v):
+        raise ValueError(
+            f"{v!r} is not a function path: write 'package.module:function' (dotted module, a colon, a function name)"
+        )
+    return v
+
+
+# Bound parameters a SQL source query may use, in the driver's named style: %(ds)s (psycopg,
+# MySQL) or :ds (SQLite, Oracle). Never a {ds} template: the date is bound, not pasted in.
+SQL_PARAMETERS = ("ds", "next_ds", "ds_nodash")
+_SQL_PARAMETER = re.compile(r"%\((ds|next_ds|ds_nodash)\)s|(?<![:\w]):(ds|next_ds|ds_nodash)\b")
+
+
+class _SourceBase(_Strict):
+    wait_timeout_minutes: float = Field(
+        0, ge=0, description="How long the daily DAG waits for a missing partition; 0 checks once."
+    )
+
+
+class FileSourceSpec(_SourceBase):
+    """Files: one a day, or a glob of several a day, on a local disk or any fsspec URL.
 
     ``path`` is a template: ``{ds}`` (YYYY-MM-DD), ``{ds_nodash}``, ``{model}`` and
     ``{data_dir}`` (the ``MLOPS_DATA_DIR`` root) are filled in for each logical date.
+    A ``*``, ``?`` or ``[...]`` makes it a glob: every matching file, in name order.
     """
 
     kind: Literal["file"] = "file"
     path: str
     format: Literal["parquet", "csv"] | None = None
-    wait_timeout_minutes: int = Field(0, ge=0, description="How long to wait for a missing partition.")
+    conn_id: str | None = Field(
+        None, min_length=1,
+        description="Airflow connection that opens the URL through Airflow's object storage (credentials "
+        "stay in the connection); None: fsspec's own configuration.",
+    )
+    # CSV dialect, declared rather than sniffed: a feed that changes its delimiter or
+    # encoding is rejected with a message saying what was found, not silently re-read.
+    delimiter: str = Field(",", min_length=1, max_length=1, description="CSV field separator.")
+    encoding: str = Field("utf-8", description="CSV text encoding (a Python codec name).")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"{v!r} is not a known text encoding (e.g. utf-8, latin-1, utf-16)") from None
+        return v
 
     @field_validator("path")
     @classmethod
@@ -92,6 +150,79 @@ class SourceSpec(_Strict):
         if self.format:
             return self.format
         return "csv" if self.path.lower().endswith(".csv") else "parquet"
+
+    @property
+    def is_glob(self) -> bool:
+        """Whether the template names several files a day (a glob pattern)."""
+        return any(c in self.path for c in "*?[")
+
+
+class SqlSourceSpec(_SourceBase):
+    """A query over an Airflow connection (any common-sql hook), with the day bound as parameters."""
+
+    kind: Literal["sql"]
+    conn_id: str = Field(min_length=1, description="Airflow connection id (e.g. postgres_default).")
+    query: str = Field(min_length=1)
+
+    @field_validator("query")
+    @classmethod
+    def _bound_date(cls, v: str) -> str:
+        if re.search(r"\{(ds|ds_nodash|next_ds|model|data_dir)\}", v):
+            raise ValueError(
+                "the query must not paste the date in with {ds}: bind it as a parameter, "
+                "%(ds)s (PostgreSQL, MySQL) or :ds (SQLite)"
+            )
+        if not _SQL_PARAMETER.search(v):
+            raise ValueError(
+                "the query must use the bound date so each day reads its own rows: "
+                f"one of {', '.join(SQL_PARAMETERS)} as %(ds)s or :ds"
+            )
+        return v
+
+
+class PythonSourceSpec(_SourceBase):
+    """Anything else: ``package.module:function`` called as ``fn(ds, spec)`` -> DataFrame or None."""
+
+    kind: Literal["python"]
+    callable: str
+
+    @field_validator("callable")
+    @classmethod
+    def _function_path(cls, v: str) -> str:
+        return _check_function_path(v)
+
+
+SOURCE_KINDS = ("file", "sql", "python")
+
+
+def _source_kind(value: Any) -> str | None:
+    # A source without ``kind`` is a file: specs written before the other kinds existed still load.
+    if isinstance(value, dict):
+        return value.get("kind", "file")
+    return getattr(value, "kind", None)
+
+
+SourceSpec = Annotated[
+    Annotated[FileSourceSpec, Tag("file")] | Annotated[SqlSourceSpec, Tag("sql")]
+    | Annotated[PythonSourceSpec, Tag("python")],
+    Discriminator(
+        _source_kind, custom_error_type="source_kind",
+        custom_error_message="kind must be one of 'file', 'sql', 'python'",
+    ),
+]
+
+
+class LabelsSpec(_Strict):
+    """Labels that arrive apart from the features, ``delay_days`` after the day they label.
+
+    The source's ``{ds}`` (or bound ``ds``) is the day the labels are *for*; the daily run
+    of day D + ``delay_days`` reads them, joins them with the predictions of day D on
+    ``join_key`` and measures concept drift.
+    """
+
+    source: SourceSpec
+    delay_days: int = Field(1, ge=0, le=365, description="Days after the event day the labels arrive.")
+    join_key: str | None = Field(None, description="Column shared by labels and rows; default: entity_id.")
 
 
 class TargetSpec(_Strict):
@@ -128,16 +259,75 @@ class TrainingSpec(_Strict):
     xgboost: dict[str, Any] = Field(default_factory=dict)
     max_model_size_mb: float = Field(50.0, gt=0)
     max_latency_ms_per_1k_rows: float = Field(200.0, gt=0)
-    reference_rows: int = Field(5000, ge=100, description="Rows of the holdout kept as drift reference.")
+    reference_rows: int = Field(5000, ge=100, description="Rows of the validation and holdout days kept as drift reference.")
 
 
 class PromotionSpec(_Strict):
-    """When a challenger may replace the champion."""
+    """When a challenger may replace the champion.
+
+    All comparisons are made on the challenger's holdout rows, scored by both models.
+    A challenger is promoted only when it passes its model tests, clears ``floor``, beats
+    the champion by at least ``margin``, wins the noise test (a paired bootstrap on the
+    same rows: its gain must be positive in all but ``significance`` of
+    ``bootstrap_resamples`` resamples, seeded with ``training.seed``), and does not
+    regress on any ``protected_slices`` value of ``training.slice_column`` by more than
+    ``max_slice_regression``. ``mode: manual`` parks a winner as ``challenger`` until approved.
+    """
 
     metric: str
     margin: float = Field(0.0, ge=0.0, description="A challenger must beat the champion by at least this.")
     floor: float | None = Field(None, description="Absolute value the metric must clear.")
     mode: Literal["auto", "manual"] = "auto"
+    significance: float | None = Field(
+        0.05, gt=0.0, lt=0.5,
+        description="Noise test: the largest share of paired bootstrap resamples in which the challenger "
+        "may fail to beat the champion (a one-sided p-value). null turns the noise test off.",
+    )
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000, description="Resamples of the noise test.")
+    protected_slices: list[str] = Field(
+        default_factory=list,
+        description="Values of training.slice_column on which the challenger may not be worse than the champion "
+        "by more than max_slice_regression (nor unmeasurable: fewer than 30 holdout rows).",
+    )
+    max_slice_regression: float = Field(0.02, ge=0.0, description="Tolerated loss on a protected slice.")
+
+
+class EmailChannel(_Strict):
+    """E-mail through the SMTP provider's notifier and an Airflow connection."""
+
+    conn_id: str = Field("smtp_default", min_length=1, description="Airflow connection id (type smtp).")
+    to: list[str] = Field(min_length=1)
+    from_email: str | None = Field(None, description="Default: the connection's from_email extra.")
+
+
+class SlackChannel(_Strict):
+    """Slack through the Slack provider's notifiers (apache-airflow-providers-slack)."""
+
+    conn_id: str = Field(min_length=1, description="Airflow connection id (slack or slackwebhook).")
+    webhook: bool = Field(False, description="true: an incoming-webhook connection; false: a Slack API token.")
+    channel: str | None = Field(None, description="Channel for the API-token form.")
+
+
+AlertKind = Literal["failure", "quarantine", "drift", "promotion", "approval_needed", "rejection", "rollback"]
+
+
+class NotificationsSpec(_Strict):
+    """Where alerts go besides the task log and the lake's ``events/alerts/`` (always written).
+
+    Example::
+
+        notifications:
+          events: [failure, quarantine, drift, promotion, approval_needed, rollback]
+          email: {conn_id: smtp_default, to: [ml-oncall@example.org]}
+          slack: {conn_id: slack_alerts, webhook: true}
+    """
+
+    events: list[AlertKind] = Field(
+        default_factory=lambda: ["failure", "quarantine", "drift", "promotion", "approval_needed", "rollback"],
+        description="Alert kinds sent to the channels below (rejections are recorded but not sent by default).",
+    )
+    email: EmailChannel | None = None
+    slack: SlackChannel | None = None
 
 
 class DriftSpec(_Strict):
@@ -174,15 +364,22 @@ class ModelSpec(_Strict):
     retry_delay_minutes: float = Field(5, ge=0)
     registered_model_name: str | None = None
     source: SourceSpec
+    labels: LabelsSpec | None = None
     entity_id: str
     event_time: str
     target: TargetSpec
     features: list[FeatureSpec] = Field(min_length=1)
+    features_function: str | None = Field(
+        None,
+        description="'package.module:function' turning the validated frame into model inputs, for training and "
+        "scoring alike; None: the built-in encoding (numbers as they are, one 0/1 column per category).",
+    )
     validation: ValidationSpec = ValidationSpec()
     training: TrainingSpec = TrainingSpec()
     promotion: PromotionSpec
     drift: DriftSpec = DriftSpec()
     retraining: RetrainingSpec = RetrainingSpec()
+    notifications: NotificationsSpec = NotificationsSpec()
 
     @field_validator("name")
     @classmethod
@@ -192,6 +389,19 @@ class ModelSpec(_Strict):
                 f"{v!r} is not a safe model name: use lower-case letters, digits and underscores, "
                 "starting with a letter (it becomes DAG ids, folder names and a registry name)"
             )
+        return v
+
+    @field_validator("features_function")
+    @classmethod
+    def _function_path(cls, v: str | None) -> str | None:
+        return _check_function_path(v)
+
+    @field_validator("registered_model_name")
+    @classmethod
+    def _safe_registry_name(cls, v: str | None) -> str | None:
+        # It goes into models:/ URIs and artifact locations: no separators, no "..".
+        if v is not None and (not REGISTRY_NAME.match(v) or ".." in v):
+            raise ValueError(f"{v!r} is not a safe registered model name: letters, digits, '_', '-' and '.' only")
         return v
 
     @model_validator(mode="after")
@@ -212,6 +422,17 @@ class ModelSpec(_Strict):
             )
         if self.training.slice_column and self.training.slice_column not in names:
             raise ValueError(f"training.slice_column {self.training.slice_column!r} is not a feature")
+        if self.promotion.protected_slices:
+            if not self.training.slice_column:
+                raise ValueError("promotion.protected_slices needs training.slice_column")
+            known_values = self.feature(self.training.slice_column).categories
+            unknown = sorted(set(self.promotion.protected_slices) - set(known_values or self.promotion.protected_slices))
+            if unknown:
+                raise ValueError(
+                    f"promotion.protected_slices {unknown} are not categories of {self.training.slice_column!r}"
+                )
+        if self.labels and self.labels.join_key not in (None, self.entity_id, *names):
+            raise ValueError(f"labels.join_key {self.labels.join_key!r} is neither the entity_id nor a feature")
         for col in self.drift.columns or []:
             if col not in names:
                 raise ValueError(f"drift.columns names {col!r}, which is not a feature")
@@ -245,6 +466,11 @@ class ModelSpec(_Strict):
     def drift_columns(self) -> list[str]:
         return list(self.drift.columns or self.feature_names)
 
+    @property
+    def labels_join_key(self) -> str:
+        """The column that joins late labels to the rows they label (default: the entity id)."""
+        return (self.labels.join_key if self.labels else None) or self.entity_id
+
     def feature(self, name: str) -> FeatureSpec:
         return next(f for f in self.features if f.name == name)
 
@@ -252,7 +478,10 @@ class ModelSpec(_Strict):
 def _format_validation_error(path: Path, err: ValidationError) -> str:
     lines = [f"invalid model spec {path}:"]
     for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = list(e["loc"])
+        # A source's kind appears in the location as a union tag: "source.path", not "source.file.path".
+        loc = [p for i, p in enumerate(loc) if not (p in SOURCE_KINDS and i and loc[i - 1] == "source")]
+        field = ".".join(str(p) for p in loc) or "(top level)"
         lines.append(f"  - {field}: {e['msg']}")
     return "\n".join(lines)
 

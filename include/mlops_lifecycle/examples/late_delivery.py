@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlops_lifecycle.examples import landing
+
 WEATHER = ["clear", "cloudy", "rain", "snow", "storm"]
 WEATHER_P = [0.45, 0.25, 0.18, 0.07, 0.05]
 WEATHER_EFFECT = {"clear": 0.0, "cloudy": 0.2, "rain": 0.9, "snow": 1.6, "storm": 2.2}
@@ -73,24 +75,24 @@ def generate_day(ds: dt.date, *, rows: int = 1000, seed: int = 7, shift: float =
     return frame
 
 
+CORRUPTION = landing.Corruption(
+    drop="drivers_available",
+    as_text="traffic_index",
+    word="heavy",
+    negate="distance_km",
+    category="weather",
+    unknown="hail",
+    entity_id="package_id",
+)
+
+
 def corrupt(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Break a batch the way upstream systems do: a dropped column, text in a number
     column, negative distances, unknown categories and duplicated ids."""
-    rng = np.random.default_rng(seed)
-    bad = frame.drop(columns=["drivers_available"]).copy()
-    idx = rng.choice(len(bad), 25, replace=False)
-    # An upstream export that writes the number column as text, with a word in it.
-    bad["traffic_index"] = bad["traffic_index"].astype(str)
-    bad.loc[bad.index[idx[:5]], "traffic_index"] = "heavy"
-    bad.loc[bad.index[idx[5:12]], "distance_km"] = -bad.loc[bad.index[idx[5:12]], "distance_km"]
-    bad.loc[bad.index[idx[12:18]], "weather"] = "hail"
-    bad.loc[bad.index[idx[18:25]], "package_id"] = bad["package_id"].iloc[0]
-    return bad
+    return CORRUPTION.apply(frame, seed)
 
 
-def shift_level(ds: dt.date, shift_start: dt.date | None) -> float:
-    """Shift intensity for a day: 0 before ``shift_start``, 1 from it on."""
-    return 1.0 if shift_start is not None and ds >= shift_start else 0.0
+shift_level = landing.shift_level
 
 
 def write_landing(
@@ -102,22 +104,14 @@ def write_landing(
     shift_start: dt.date | None = None,
     corrupt_days: tuple[dt.date, ...] = (),
 ) -> list[Path]:
-    """Write one landing file per day, as the upstream system would.
-
-    ``path_template`` is an already-resolved template with ``{ds}`` left in it.
-    """
-    from mlops_lifecycle import lake
-
-    written = []
-    for day in days:
-        frame = generate_day(day, rows=rows, seed=seed, shift=shift_level(day, shift_start))
-        if day in corrupt_days:
-            frame = corrupt(frame, seed=day.toordinal())
-        target = Path(path_template.format(ds=day.isoformat(), ds_nodash=day.strftime("%Y%m%d")))
-        if target.suffix == ".csv":
-            with lake.atomic_path(target) as tmp:
-                frame.to_csv(tmp, index=False)
-        else:
-            lake.write_parquet(target, frame)
-        written.append(target)
-    return written
+    """Write one landing file per day (see :func:`landing.write_landing`)."""
+    return landing.write_landing(
+        generate_day,
+        corrupt,
+        path_template,
+        days,
+        rows=rows,
+        seed=seed,
+        shift_start=shift_start,
+        corrupt_days=corrupt_days,
+    )

@@ -1,0 +1,838 @@
+"""Scaffolding a new model from a sample of its data (``mlops new-model``).
+
+:func:`new_model` reads a CSV or Parquet sample and infers everything a spec needs that
+the data can tell: each column's type (float, int, category, bool), its range (widened,
+see :data:`HEADROOM`), its categories and how often it is null; the entity id (a column
+that is unique and never null); the event time (the one date/time column); the task
+(binary classification when the target holds two values, else regression); row
+counts per day for the volume checks; a slice column. It asks for nothing it can
+infer, and stops with one message listing every column it cannot turn into a feature.
+
+It writes, atomically and only when everything else worked:
+
+- ``<specs>/<name>.yaml``: the spec, commented field by field with what was observed,
+  for the engineer to review; it loads with :func:`mlops_lifecycle.spec.load_spec`;
+- ``<specs>/<name>.suite.json``: the Great Expectations suite the spec implies
+  (:func:`mlops_lifecycle.validation.build_suite`), for review; ``mlops check`` says
+  when it no longer matches the spec and ``mlops check --write-suites`` renews it.
+
+:func:`split_by_day` turns one history file into the daily files a spec's source
+template expects, and :func:`ingest_history` loads past days through the daily DAG's
+ingest and validation stages so the first training has a window (``mlops split-by-day``,
+``mlops ingest-history``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_lifecycle import config, lake
+from mlops_lifecycle.spec import IDENTIFIER, ModelSpec, SpecError, load_spec, spec_paths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Observed ranges are widened by this share of their span on each side (never below 0 for
+# a column that was never negative): a sample rarely holds the true extremes, and a range
+# that is too tight rejects good days. The spec says so in a comment.
+HEADROOM = 0.2
+# A text column with more distinct values than this is free text or a key, not a category.
+MAX_CATEGORIES = 50
+# A numeric feature this correlated with the target is probably part of it (leakage).
+LEAKAGE_CORRELATION = 0.95
+ID_HINT = re.compile(r"(^id$|_id$|^id_|uuid|_key$|^key$|_no$|_number$)", re.IGNORECASE)
+DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})")
+
+
+class ScaffoldError(ValueError):
+    """The sample or the request cannot make a spec; the message says what and how to fix it."""
+
+
+@dataclass
+class Scaffolded:
+    """What :func:`new_model` wrote and what the engineer should look at."""
+
+    spec: ModelSpec
+    spec_path: Path
+    suite_path: Path
+    sample_check: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---- reading -----------------------------------------------------------------------
+
+
+def read_sample(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet sample.
+
+    Raises:
+        ScaffoldError: missing file, unknown format, unreadable or empty.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScaffoldError(f"sample {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix in {".parquet", ".pq"}:
+            frame = pd.read_parquet(path, engine="pyarrow")
+        else:
+            raise ScaffoldError(f"sample {path}: expected a .csv or .parquet file")
+    except ScaffoldError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same to the user
+        raise ScaffoldError(f"sample {path} is not readable as {suffix[1:]}: {exc}") from exc
+    if frame.empty:
+        raise ScaffoldError(f"sample {path} has no rows")
+    return frame
+
+
+def _parse_times(series: pd.Series) -> pd.Series | None:
+    """The column as datetimes if every non-null value is a date or timestamp, else None."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        return None
+    values = series.dropna().astype(str)
+    if values.empty or not values.str.match(DATE_LIKE).all():
+        return None
+    parsed = pd.to_datetime(series, errors="coerce")
+    return parsed if parsed.notna().sum() == series.notna().sum() else None
+
+
+# ---- inference ------------------------------------------------------------------------
+
+
+def _precision(span: float) -> int:
+    """Decimals worth keeping for bounds of a range this wide."""
+    if span <= 0 or not math.isfinite(span):
+        return 2
+    return max(0, 2 - math.floor(math.log10(span)))
+
+
+def widened_range(lo: float, hi: float, *, integer: bool) -> tuple[float, float]:
+    """``[lo, hi]`` widened by :data:`HEADROOM` of the span on each side, never below 0
+    when ``lo`` was not negative, rounded outwards."""
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    pad = HEADROOM * span
+    low, high = lo - pad, hi + pad
+    if lo >= 0:
+        low = max(0.0, low)
+    if integer:
+        return float(math.floor(low)), float(math.ceil(high))
+    digits = _precision(span)
+    step = 10.0**-digits
+    return round(math.floor(low / step) * step, digits), round(math.ceil(high / step) * step, digits)
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+@dataclass
+class _Column:
+    name: str
+    type: str | None  # None: cannot be a feature
+    note: str
+    spec: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
+    """Type, bounds, categories and null allowance of one column; ``days`` (the event
+    date of each row, when the sample spans several) makes the null allowance and the
+    constancy note per daily batch, which is what validation checks."""
+    import pandas as pd
+
+    name = str(series.name)
+    nulls = float(series.isna().mean())
+    if days is not None and nulls > 0:
+        # Validation checks each day's batch: allow the worst day's share, not the average.
+        nulls = float(series.isna().groupby(days).mean().max())
+    values = series.dropna()
+    out: dict[str, Any] = {"name": name}
+    notes: list[str] = []
+    if values.empty:
+        return _Column(name, None, "", problem="is empty (every value is null)")
+    if nulls > 0:
+        # Nulls were seen: allow a little more than the sample showed.
+        out["nullable"] = True
+        out["max_null_fraction"] = min(1.0, math.ceil((nulls * 1.2 + 0.01) * 100) / 100)
+        notes.append(
+            f"up to {nulls:.1%} null in a day of the sample"
+            if days is not None
+            else f"{nulls:.1%} null in the sample"
+        )
+    distinct = values.nunique()
+    if pd.api.types.is_bool_dtype(series):
+        kind = "bool"
+    elif pd.api.types.is_integer_dtype(series) or pd.api.types.is_float_dtype(series):
+        kind = "int" if pd.api.types.is_integer_dtype(series) else "float"
+        lo, hi = float(values.min()), float(values.max())
+        low, high = widened_range(lo, hi, integer=kind == "int")
+        out["min"], out["max"] = _number(low), _number(high)
+        notes.append(f"observed {_number(round(lo, 6))}..{_number(round(hi, 6))}")
+    elif _parse_times(series) is not None:
+        return _Column(
+            name,
+            None,
+            "",
+            problem="is a second date/time column; a feature must be a number, a category or a bool",
+        )
+    elif (
+        pd.api.types.is_object_dtype(series)
+        or pd.api.types.is_string_dtype(series)
+        or isinstance(series.dtype, pd.CategoricalDtype)
+    ):
+        if not all(isinstance(v, str) for v in values.head(1000)):
+            return _Column(name, None, "", problem="mixes text with other values")
+        if distinct > MAX_CATEGORIES:
+            return _Column(
+                name,
+                None,
+                "",
+                problem=f"is text with {distinct} distinct values (more than {MAX_CATEGORIES}): free text or a key, "
+                "not a category",
+            )
+        kind = "category"
+        out["categories"] = sorted(str(v) for v in values.unique())
+        notes.append(f"{distinct} categories seen")
+    else:
+        return _Column(
+            name, None, "", problem=f"has dtype {series.dtype}, which is not a number, text or bool"
+        )
+    if distinct < 2:
+        return _Column(
+            name,
+            None,
+            "",
+            problem=f"holds one value only ({values.iloc[0]!r}); validation rejects a constant column",
+        )
+    out = {"name": name, "type": kind, **{k: v for k, v in out.items() if k != "name"}}
+    column = _Column(name, kind, "; ".join(notes), out)
+    if days is not None:
+        # A day of one row is trivially constant: judge days that could hold two values.
+        sizes = days.value_counts()
+        per_day = series[days.isin(sizes[sizes >= 2].index)].groupby(days).nunique()
+        constant = int((per_day <= 1).sum())
+        if len(per_day) and constant == len(per_day):
+            column.note += "; ONE VALUE PER DAY"
+        elif constant:
+            column.note += f"; one value only on {constant} of {len(per_day)} days"
+            # Legitimately constant on some days (weather, say): let those days through.
+            column.spec["may_be_constant"] = True
+    return column
+
+
+def _pick_time(frame: pd.DataFrame, target: str, time: str | None) -> tuple[str, pd.Series]:
+    import pandas as pd
+
+    if time:
+        if time not in frame.columns:
+            raise ScaffoldError(
+                f"--time {time!r} is not a column of the sample; columns: {list(frame.columns)}"
+            )
+        parsed = _parse_times(frame[time])
+        if parsed is None:
+            raise ScaffoldError(f"--time {time!r} does not parse as dates or timestamps in every row")
+        if parsed.isna().any():
+            raise ScaffoldError(
+                f"--time {time!r} is null in {int(parsed.isna().sum())} row(s); every row needs an event time"
+            )
+        return time, parsed
+    found = {str(c): p for c in frame.columns if c != target and (p := _parse_times(frame[c])) is not None}
+    if not found:
+        raise ScaffoldError(
+            "the sample has no date or timestamp column; the spec needs an event time (rows are partitioned and split "
+            "for training by it). Add one upstream, then pass it with --time (TIME= with make)"
+        )
+    native = {c: p for c, p in found.items() if pd.api.types.is_datetime64_any_dtype(frame[c])}
+    if len(found) > 1 and len(native) == 1:
+        # A real timestamp column beats text that happens to parse as one (a key such as 2011-01-01T00).
+        found = native
+    if len(found) > 1:
+        raise ScaffoldError(
+            f"the sample has several date/time columns {sorted(found)}; say which is the event time with --time"
+        )
+    name, parsed = next(iter(found.items()))
+    if parsed.isna().any():
+        raise ScaffoldError(f"event time {name!r} is null in {int(parsed.isna().sum())} row(s)")
+    return name, parsed
+
+
+def _pick_entity(frame: pd.DataFrame, exclude: set[str], entity_id: str | None, days: pd.Series) -> str:
+    import pandas as pd
+
+    if entity_id:
+        if entity_id not in frame.columns:
+            raise ScaffoldError(f"--entity-id {entity_id!r} is not a column of the sample")
+        col = frame[entity_id]
+        if col.isna().any():
+            raise ScaffoldError(f"--entity-id {entity_id!r} is null in {int(col.isna().sum())} row(s)")
+        dupes = int(pd.DataFrame({"d": days, "id": col}).duplicated().sum())
+        if dupes:
+            raise ScaffoldError(
+                f"--entity-id {entity_id!r} repeats within a day in {dupes} row(s); it must identify a row"
+            )
+        return entity_id
+    candidates = [
+        str(c)
+        for c in frame.columns
+        if c not in exclude
+        and frame[c].notna().all()
+        and frame[c].is_unique
+        and (
+            pd.api.types.is_integer_dtype(frame[c])
+            or pd.api.types.is_object_dtype(frame[c])
+            or pd.api.types.is_string_dtype(frame[c])
+        )
+    ]
+    hinted = [c for c in candidates if ID_HINT.search(c)]
+    text = [c for c in candidates if not pd.api.types.is_integer_dtype(frame[c])]
+    if len(hinted) == 1:
+        return hinted[0]
+    if not hinted and len(text) == 1:
+        return text[0]
+    if candidates:
+        raise ScaffoldError(
+            f"several columns could be the entity id {candidates}; say which with --entity-id"
+        )
+    raise ScaffoldError(
+        "no column identifies a row (unique and never null), and the spec needs an entity id so every prediction "
+        "traces back to its row. Add one upstream, for example a key made of the columns that identify a row "
+        "(df['row_id'] = df['date'].astype(str) + 'T' + df['hour'].astype(str)), then scaffold again, or name one "
+        "with --entity-id"
+    )
+
+
+def _task(series: pd.Series, target: str) -> tuple[str, dict[str, Any], str]:
+    """Task type, target spec entries and a note, from the label column."""
+    import pandas as pd
+
+    values = series.dropna()
+    if values.empty:
+        raise ScaffoldError(f"target {target!r} is null in every row; the sample needs labelled rows")
+    distinct = sorted(values.unique().tolist(), key=str)
+    nulls = f"; {series.isna().mean():.1%} of rows unlabelled" if series.isna().any() else ""
+    if len(distinct) == 2:
+        if set(distinct) <= {0, 1} or pd.api.types.is_bool_dtype(series):
+            return "binary_classification", {}, f"two values {distinct}: binary classification{nulls}"
+        raise ScaffoldError(
+            f"target {target!r} has two values {distinct}; binary classification needs 0/1 labels. Map them upstream, "
+            f"e.g. df[{target!r}] = (df[{target!r}] == {distinct[-1]!r}).astype(int)"
+        )
+    if len(distinct) < 2:
+        raise ScaffoldError(
+            f"target {target!r} holds one value only ({distinct[0]!r}); there is nothing to learn"
+        )
+    if not (pd.api.types.is_integer_dtype(series) or pd.api.types.is_float_dtype(series)):
+        raise ScaffoldError(
+            f"target {target!r} is text with {len(distinct)} values: multi-class models are not supported; use a "
+            "number (regression) or 0/1 (binary classification)"
+        )
+    lo, hi = float(values.min()), float(values.max())
+    low, high = widened_range(lo, hi, integer=pd.api.types.is_integer_dtype(series))
+    note = f"{len(distinct)} distinct values, observed {_number(round(lo, 6))}..{_number(round(hi, 6))}: regression{nulls}"
+    return "regression", {"min": _number(low), "max": _number(high)}, note
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def _y(value: Any) -> str:
+    """A YAML scalar or flow list; JSON is valid YAML and quotes every string (so 'No' stays text)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _comment(text: str, indent: str = "") -> list[str]:
+    return [f"{indent}# {line}".rstrip() for line in text.splitlines()]
+
+
+@dataclass
+class _Plan:
+    name: str
+    owner: str
+    description: str
+    sample: Path
+    fmt: str
+    start_date: dt.date
+    entity_id: str
+    event_time: str
+    target: str
+    task: str
+    target_extra: dict[str, Any]
+    target_note: str
+    columns: list[_Column]
+    rows_per_day: dict[str, float]
+    days: int
+    min_rows: int
+    training_min_rows: int
+    slice_column: str | None
+    excluded: list[str]
+    warnings: list[str]
+
+
+def render(plan: _Plan) -> str:
+    """The commented spec YAML for a plan."""
+    lines: list[str] = []
+    add = lines.append
+    lines += _comment(
+        f"Scaffolded by `mlops new-model` from {plan.sample} on {dt.date.today().isoformat()}.\n"
+        "REVIEW EVERY FIELD before this model goes live: the values below were inferred from the sample.\n"
+        f"Ranges are the sample's min/max widened by {HEADROOM:.0%} of their span on each side (never below 0\n"
+        "for a column that was never negative); a batch outside them is rejected, so widen them if the sample\n"
+        "was not representative. Run `mlops check` after every edit."
+    )
+    if plan.excluded:
+        lines += _comment(
+            f"Excluded from the features: {plan.excluded}. Validation demands exactly the spec's columns, so the\n"
+            "daily files must not contain them (drop them upstream, or with `mlops split-by-day --drop`)."
+        )
+    for w in plan.warnings:
+        lines += _comment(f"WARNING: {w}")
+    add(f"name: {plan.name}")
+    add(f"owner: {_y(plan.owner)}")
+    add(f"description: {_y(plan.description)}")
+    add('schedule: "@daily"')
+    lines += _comment(
+        "First day the daily DAG may run for: the sample's first day, so history can be backfilled."
+    )
+    add(f"start_date: {plan.start_date.isoformat()}")
+    add("tags: []")
+    add("retries: 1")
+    add("")
+    lines += _comment(
+        "One file per day; {ds} is the run's date (YYYY-MM-DD), {data_dir} the MLOPS_DATA_DIR root.\n"
+        "`mlops split-by-day` writes these files from one history file."
+    )
+    add("source:")
+    add("  kind: file")
+    add(f'  path: "{{data_dir}}/landing/{plan.name}/{{ds}}.{plan.fmt}"')
+    add("")
+    lines += _comment(
+        "A column that is unique and never null in the sample: identifies each row and its prediction."
+    )
+    add(f"entity_id: {plan.entity_id}")
+    lines += _comment(
+        "The sample's date/time column: partitions rows by day and splits training windows by time."
+    )
+    add(f"event_time: {plan.event_time}")
+    add("")
+    add("target:")
+    add(f"  column: {plan.target}")
+    lines += _comment(plan.target_note, "  ")
+    add(f"  task: {plan.task}")
+    for key, value in plan.target_extra.items():
+        add(f"  {key}: {_y(value)}")
+    add("")
+    add("features:")
+    for col in plan.columns:
+        if col.note:
+            lines += _comment(col.note, "  ")
+        add(f"  - name: {col.name}")
+        for key, value in col.spec.items():
+            if key != "name":
+                add(f"    {key}: {value if key == 'type' else _y(value)}")
+    add("")
+    lines += _comment(
+        "Custom features: name a function 'package.module:function' that turns the validated rows into model\n"
+        "inputs (see docs/adding-a-model.md). Without it, numbers go in as they are and each category becomes\n"
+        "one 0/1 column."
+    )
+    add("# features_function: my_package.features:build_features")
+    add("")
+    per_day = plan.rows_per_day
+    if per_day:
+        lines += _comment(
+            f"Rows per day in the sample ({plan.days} days): min {per_day['min']:g}, median {per_day['median']:g}, "
+            f"max {per_day['max']:g}.\nmin_rows is half the 10th percentile; a day's volume must also stay within "
+            "volume_min_ratio..volume_max_ratio of the median of recent days."
+        )
+    add("validation:")
+    add(f"  min_rows: {plan.min_rows}")
+    add("  volume_lookback_days: 7")
+    add("  volume_max_ratio: 3.0")
+    add("  volume_min_ratio: 0.3")
+    add("")
+    add("training:")
+    lines += _comment(
+        "Days of validated data per training run; the last days are the validation and holdout sets.", "  "
+    )
+    add("  window_days: 60")
+    add("  validation_days: 2")
+    add("  holdout_days: 2")
+    add(f"  min_rows: {plan.training_min_rows}")
+    if plan.slice_column:
+        lines += _comment(
+            "Per-slice metrics on the holdout for this category (the one with fewest categories).", "  "
+        )
+        add(f"  slice_column: {plan.slice_column}")
+    add("  xgboost:")
+    add("    n_estimators: 300")
+    add("    max_depth: 6")
+    add("    learning_rate: 0.1")
+    add("    tree_method: hist")
+    add("")
+    add("promotion:")
+    if plan.task == "binary_classification":
+        lines += _comment(
+            "Higher is better. Set a floor once the first training shows what is reachable.", "  "
+        )
+        add("  metric: roc_auc")
+        add("  margin: 0.005")
+        add("  # floor: 0.7")
+    else:
+        lines += _comment(
+            f"Lower is better, in units of {plan.target}. The margin is how much a challenger must cut the\n"
+            "champion's RMSE on the same holdout rows (0: any improvement); set a floor (the worst RMSE you\n"
+            "would ship) once the first training shows what is reachable.",
+            "  ",
+        )
+        add("  metric: rmse")
+        add("  margin: 0.0")
+        add("  # floor: 50.0")
+    add("  mode: auto")
+    add("")
+    lines += _comment("Drift on every feature; the data set drifts when this share of them has drifted.")
+    add("drift:")
+    add("  drift_share: 0.5")
+    add("  include_prediction: true")
+    add("")
+    add("retraining:")
+    add("  cooldown_days: 7")
+    add("  drift_days_required: 2")
+    add(f"  min_rows: {plan.training_min_rows}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the command -------------------------------------------------------------------------
+
+
+def check_name(name: str, specs_dir: Path) -> None:
+    """Refuse a model name that is not a safe identifier or is already taken.
+
+    Raises:
+        ScaffoldError: the name is unsafe, has a spec file, is another spec's registered
+            model name, or already has data in the lake.
+    """
+    if not IDENTIFIER.match(name or ""):
+        raise ScaffoldError(
+            f"{name!r} is not a safe model name: use lower-case letters, digits and underscores, starting with a "
+            "letter, at most 63 characters (it becomes DAG ids, folder names and the registry name)"
+        )
+    for path in spec_paths(specs_dir):
+        if path.stem == name:
+            raise ScaffoldError(f"the name {name!r} is taken: {path} exists")
+        try:
+            other = load_spec(path)
+        except SpecError:
+            continue
+        if other.model_name == name:
+            raise ScaffoldError(f"the name {name!r} is taken: {path} registers its model under that name")
+    existing = lake.root() / name
+    if existing.is_dir() and any(existing.iterdir()):
+        raise ScaffoldError(f"the name {name!r} is taken: the data lake already holds {existing}")
+
+
+def plan_spec(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    target: str,
+    sample: Path,
+    time: str | None = None,
+    entity_id: str | None = None,
+    exclude: tuple[str, ...] = (),
+    owner: str | None = None,
+    description: str | None = None,
+) -> _Plan:
+    """Infer a spec from a sample.
+
+    Raises:
+        ScaffoldError: one message naming every column that cannot become part of the spec.
+    """
+    import pandas as pd
+
+    unknown = [c for c in (target, *exclude) if c not in frame.columns]
+    if unknown:
+        raise ScaffoldError(f"{unknown} not among the sample's columns {list(map(str, frame.columns))}")
+    bad_names = [str(c) for c in frame.columns if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", str(c))]
+    if bad_names:
+        raise ScaffoldError(
+            f"column names must be plain identifiers (letters, digits, underscore); rename {bad_names}"
+        )
+    frame = frame.drop(columns=list(exclude))
+    event_time, times = _pick_time(frame, target, time)
+    days = times.dt.date
+    entity = _pick_entity(frame, {target, event_time}, entity_id, days)
+    task, target_extra, target_note = _task(frame[target], target)
+
+    columns: list[_Column] = []
+    problems: list[str] = []
+    warnings: list[str] = []
+    numeric_target = pd.api.types.is_numeric_dtype(frame[target])
+    for c in frame.columns:
+        if c in {target, event_time, entity}:
+            continue
+        col = _infer_column(frame[c], days if days.nunique() > 1 else None)
+        if col.problem:
+            problems.append(f"  - {col.name} {col.problem}")
+            continue
+        if col.type in {"int", "float"} and numeric_target:
+            corr = frame[[c, target]].corr().iloc[0, 1]
+            if pd.notna(corr) and abs(corr) >= LEAKAGE_CORRELATION:
+                col.note += f"; LEAKAGE? correlation {corr:.2f} with the target"
+                warnings.append(
+                    f"{c} correlates {corr:.2f} with the target {target}: if it is only known after the label "
+                    "(a part of it, say), drop it, or the model learns an answer it cannot have when it scores"
+                )
+        if "ONE VALUE PER DAY" in col.note:
+            warnings.append(
+                f"{c} holds one value per day in the sample; each daily batch is checked to hold at least two "
+                "distinct values per feature, so every batch would fail validation. Derive it from the event "
+                "time in a features_function instead, drop it, or mark it may_be_constant: true"
+            )
+        elif "one value only on" in col.note:
+            share = col.note.rsplit("one value only on ", 1)[1]
+            warnings.append(
+                f"{c} holds one value only on {share} of the sample; the spec marks it may_be_constant: true so "
+                "those days are not quarantined (set it to false if a constant day means a broken feed)"
+            )
+        columns.append(col)
+    if problems:
+        raise ScaffoldError(
+            "these columns cannot be features, and every column of a daily file must be in the spec:\n"
+            + "\n".join(problems)
+            + "\nDrop them from the data (and the sample), or pass --exclude COLUMN for each and drop them upstream."
+        )
+    if not columns:
+        raise ScaffoldError(
+            "no feature columns are left besides the entity id, the event time and the target"
+        )
+
+    counts = days.value_counts()
+    rows_per_day = {"min": float(counts.min()), "median": float(counts.median()), "max": float(counts.max())}
+    p10 = float(counts.quantile(0.1))
+    min_rows = max(1, int(p10 * 0.5))
+    training_min_rows = max(10, min(500, int(rows_per_day["median"] * 28)))
+    # A slice must vary inside the holdout days to be compared, so not a one-value-per-day column.
+    cats = [
+        c
+        for c in columns
+        if c.type == "category" and 2 <= len(c.spec["categories"]) <= 12 and "ONE VALUE PER DAY" not in c.note
+    ]
+    slice_column = min(cats, key=lambda c: len(c.spec["categories"])).name if cats else None
+    n_features = len(columns)
+    return _Plan(
+        name=name,
+        owner=owner or getpass.getuser(),
+        description=description
+        or f"Predicts {target} ({task.replace('_', ' ')}) from {n_features} features. "
+        f"Scaffolded from {Path(sample).name}: say here what it is for and who uses it.",
+        sample=Path(sample),
+        fmt="csv" if Path(sample).suffix.lower() == ".csv" else "parquet",
+        start_date=min(days),
+        entity_id=entity,
+        event_time=event_time,
+        target=target,
+        task=task,
+        target_extra=target_extra,
+        target_note=target_note,
+        columns=columns,
+        rows_per_day=rows_per_day,
+        days=int(counts.size),
+        min_rows=min_rows,
+        training_min_rows=training_min_rows,
+        slice_column=slice_column,
+        excluded=list(exclude),
+        warnings=warnings,
+    )
+
+
+def suite_json(spec: ModelSpec) -> dict[str, Any]:
+    """The expectation suite a spec implies, as JSON for review."""
+    from mlops_lifecycle import validation
+
+    suite = validation.build_suite(spec).to_json_dict()
+    suite["meta"] = {
+        **(suite.get("meta") or {}),
+        "generated_from": f"{spec.name}.yaml",
+        "note": "For review only: the DAGs build this suite from the spec at run time, adding each day's event-time "
+        "range and the volume check against recent days. Edit the spec, not this file.",
+    }
+    return suite
+
+
+def suite_path(spec_path: Path) -> Path:
+    """Where the reviewable suite of a spec file lives: beside it, ``<name>.suite.json``."""
+    return spec_path.with_name(f"{spec_path.stem}.suite.json")
+
+
+def check_sample(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
+    """Validate the sample against the spec's suite (no per-day or volume checks)."""
+    from mlops_lifecycle import validation
+
+    frame = frame.copy()
+    frame[spec.event_time] = _parse_times(frame[spec.event_time])
+    keep = [spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column]
+    return validation.validate_frame(spec, frame[keep])
+
+
+def new_model(
+    name: str,
+    sample: str | Path,
+    target: str,
+    *,
+    time: str | None = None,
+    entity_id: str | None = None,
+    exclude: tuple[str, ...] = (),
+    owner: str | None = None,
+    description: str | None = None,
+    specs_dir: str | Path | None = None,
+) -> Scaffolded:
+    """Scaffold a spec (and its reviewable expectation suite) from a sample.
+
+    Nothing is written unless the spec round-trips through :func:`load_spec` and the
+    sample passes the suite it implies; both files are written atomically.
+
+    Raises:
+        ScaffoldError: the name is unsafe or taken, or the sample cannot make a spec
+            (every problem is named).
+    """
+    folder = Path(specs_dir) if specs_dir else config.specs_dir()
+    check_name(name, folder)
+    frame = read_sample(sample)
+    plan = plan_spec(
+        frame,
+        name=name,
+        target=target,
+        sample=Path(sample),
+        time=time,
+        entity_id=entity_id,
+        exclude=tuple(exclude),
+        owner=owner,
+        description=description,
+    )
+    text = render(plan)
+    target_path = folder / f"{name}.yaml"
+    # Parse the rendered text with the spec's own schema before anything lands in the specs folder.
+    spec = _load_text(text, target_path)
+    result = check_sample(spec, frame)
+    if not result["success"]:
+        from mlops_lifecycle import validation
+
+        raise ScaffoldError(
+            "the sample fails the checks its own spec implies, so the spec was not written:\n"
+            + validation.failure_message(f"sample {sample}", result)
+        )
+    suite_file = lake.write_json(suite_path(target_path), suite_json(spec))
+    try:
+        lake.write_text(target_path, text)
+    except BaseException:
+        suite_file.unlink(missing_ok=True)
+        raise
+    return Scaffolded(
+        spec=spec, spec_path=target_path, suite_path=suite_file, sample_check=result, warnings=plan.warnings
+    )
+
+
+def _load_text(text: str, path: Path) -> ModelSpec:
+    """Validate rendered spec text as if it were the file at ``path`` (without writing it)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from mlops_lifecycle.spec import _format_validation_error
+
+    try:
+        return ModelSpec.model_validate(yaml.safe_load(text))
+    except ValidationError as exc:  # a scaffolder bug, not the user's: say so
+        raise ScaffoldError(
+            "the scaffolded spec does not validate (please report this):\n"
+            + _format_validation_error(path, exc)
+        ) from None
+
+
+# ---- daily files from one history file ------------------------------------------------------
+
+
+def split_by_day(
+    source: str | Path, time: str, out_template: str, *, drop: tuple[str, ...] = (), overwrite: bool = False
+) -> list[Path]:
+    """Write one file per event day of a history file, as a spec's source template expects.
+
+    ``out_template`` holds ``{ds}`` (or ``{ds_nodash}``); ``.csv`` writes CSV, anything
+    else Parquet. Each file is written atomically; existing files are kept unless
+    ``overwrite``.
+
+    Raises:
+        ScaffoldError: missing template placeholder, unknown columns, or a time column
+            that does not parse.
+    """
+    if "{ds}" not in out_template and "{ds_nodash}" not in out_template:
+        raise ScaffoldError("the output template must contain {ds} or {ds_nodash}")
+    frame = read_sample(source)
+    missing = [c for c in (time, *drop) if c not in frame.columns]
+    if missing:
+        raise ScaffoldError(f"{missing} not among the columns of {source}: {list(map(str, frame.columns))}")
+    parsed = _parse_times(frame[time])
+    if parsed is None or parsed.isna().any():
+        raise ScaffoldError(f"{time!r} does not parse as a date or timestamp in every row of {source}")
+    frame = frame.drop(columns=list(drop))
+    frame[time] = parsed
+    frame = frame.sort_values(time, kind="stable")
+    written: list[Path] = []
+    for day, part in frame.groupby(frame[time].dt.date, sort=True):
+        target = Path(out_template.format(ds=day.isoformat(), ds_nodash=day.strftime("%Y%m%d")))
+        if target.exists() and not overwrite:
+            continue
+        if target.suffix.lower() == ".csv":
+            with lake.atomic_path(target) as tmp:
+                part.to_csv(tmp, index=False)
+        else:
+            lake.write_parquet(target, part)
+        written.append(target)
+    return written
+
+
+# ---- history before the first model ----------------------------------------------------------
+
+
+def ingest_history(spec: ModelSpec, days: list[dt.date], *, docs: bool = False) -> list[dict[str, Any]]:
+    """Ingest and validate past days with the daily DAG's own stage functions, so the
+    first training has a window to train on before any DAG runs.
+
+    Every day is tried; a missing file or a rejected batch is reported (and quarantined,
+    as the daily DAG would) without stopping the others. Returns one
+    ``{"ds", "status", "rows", "detail"}`` per day, status ``validated``, ``missing``,
+    ``unreadable`` or ``rejected``.
+    """
+    from mlops_lifecycle import ingestion, validation
+
+    out: list[dict[str, Any]] = []
+    for day in days:
+        row: dict[str, Any] = {"ds": day.isoformat(), "rows": None, "detail": ""}
+        try:
+            ingestion.ingest(spec, day)
+            result = validation.validate_partition(spec, day, docs=docs)
+            row.update(status="validated", rows=result["rows"])
+        except ingestion.SourceMissing as exc:
+            row.update(status="missing", detail=str(exc))
+        except ingestion.SourceUnreadable as exc:
+            row.update(status="unreadable", detail=str(exc).splitlines()[0])
+        except validation.ValidationFailed as exc:
+            failed = [c.get("check", c.get("expectation")) for c in exc.result.get("failures", [])]
+            row.update(status="rejected", rows=exc.result.get("rows"), detail="; ".join(map(str, failed)))
+        out.append(row)
+    return out

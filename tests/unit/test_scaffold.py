@@ -1,0 +1,329 @@
+"""`mlops new-model`: infer a reviewable spec and suite from a sample, refuse what it cannot
+infer with a clear message, never write half of it; `mlops split-by-day` feeds it daily files.
+
+Samples are generated here (no outside data): a small delivery-like table, and the
+retail_demand example's generator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_lifecycle import cli, scaffold
+from mlops_lifecycle.examples import retail_demand
+from mlops_lifecycle.spec import load_spec
+
+START = dt.date(2026, 2, 1)
+
+
+def _sample(days: int = 4, rows: int = 60, seed: int = 3) -> pd.DataFrame:
+    """Orders over a few days: an id, a timestamp, numbers, categories, a bool, some nulls, a 0/1 label."""
+    rng = np.random.default_rng(seed)
+    n = days * rows
+    day = np.repeat(np.arange(days), rows)
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"o-{i:05d}" for i in range(n)],
+            "ordered_at": pd.Timestamp(START)
+            + pd.to_timedelta(day, unit="D")
+            + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s"),
+            "basket_value": np.round(rng.gamma(2.0, 30.0, n), 2),
+            "items": rng.integers(1, 12, n).astype("int64"),
+            "channel": rng.choice(["web", "app", "store"], n),
+            "is_member": rng.random(n) < 0.4,
+            "coupon": np.where(rng.random(n) < 0.1, None, rng.choice(["none", "spring", "vip"], n)),
+        }
+    )
+    frame["returned"] = (rng.random(n) < 0.2 + 0.002 * frame["basket_value"].clip(0, 200)).astype("int64")
+    return frame
+
+
+@pytest.fixture
+def specs(tmp_path, monkeypatch, data_dir) -> Path:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    monkeypatch.setenv("MLOPS_SPECS_DIR", str(folder))
+    return folder
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def test_scaffolds_a_commented_spec_that_loads_and_passes_check(tmp_path, specs, capsys):
+    sample = _write(_sample(), tmp_path / "orders.parquet")
+    made = scaffold.new_model("order_returns", sample, "returned")
+
+    spec = load_spec(made.spec_path)
+    assert made.spec_path == specs / "order_returns.yaml"
+    assert spec.entity_id == "order_id" and spec.event_time == "ordered_at"
+    assert spec.target.task == "binary_classification" and spec.promotion.metric == "roc_auc"
+    types = {f.name: f.type for f in spec.features}
+    assert types == {
+        "basket_value": "float",
+        "items": "int",
+        "channel": "category",
+        "is_member": "bool",
+        "coupon": "category",
+    }
+    assert spec.feature("channel").categories == ["app", "store", "web"]
+    coupon = spec.feature("coupon")
+    assert coupon.nullable and 0 < coupon.max_null_fraction < 1
+    items = spec.feature("items")
+    assert items.min == 0 and items.max >= 11  # headroom, and never below 0 for a count
+    assert spec.start_date == START and spec.source.path.endswith("{ds}.parquet")
+    assert spec.training.slice_column == "channel"
+
+    text = made.spec_path.read_text()
+    assert "REVIEW EVERY FIELD" in text and "widened by 20%" in text and "# observed 1..11" in text
+    suite = json.loads(made.suite_path.read_text())
+    assert made.suite_path == specs / "order_returns.suite.json"
+    assert suite["name"] == "order_returns.batch"
+    kinds = {e["type"] for e in suite["expectations"]}
+    assert {
+        "expect_table_columns_to_match_set",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_between",
+    } <= kinds
+    assert made.sample_check["success"] is True
+
+    assert cli.main(["check"]) == 0
+    assert "ok      order_returns" in capsys.readouterr().out
+
+
+def test_regression_target_from_csv_with_text_timestamps(tmp_path, specs):
+    frame = _sample()
+    frame["basket_value"], frame["returned"] = frame["returned"], frame["basket_value"]
+    frame = frame.rename(columns={"basket_value": "was_returned", "returned": "spend"})
+    frame["ordered_at"] = frame["ordered_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    sample = _write(frame, tmp_path / "orders.csv")
+    spec = scaffold.new_model("order_spend", sample, "spend").spec
+    assert spec.target.task == "regression" and spec.promotion.metric == "rmse"
+    assert spec.target.min == 0 and spec.target.max > frame["spend"].max()
+    assert spec.source.path.endswith("{ds}.csv") and spec.event_time == "ordered_at"
+
+
+@pytest.mark.parametrize("name", ["Orders", "1orders", "orders-v2", "../x", ""])
+def test_unsafe_name_is_refused(tmp_path, specs, name):
+    sample = _write(_sample(), tmp_path / "s.parquet")
+    with pytest.raises(scaffold.ScaffoldError, match="not a safe model name"):
+        scaffold.new_model(name, sample, "returned")
+    assert list(specs.iterdir()) == []
+
+
+def test_taken_name_is_refused_and_nothing_is_overwritten(tmp_path, specs):
+    sample = _write(_sample(), tmp_path / "s.parquet")
+    (specs / "orders.yaml").write_text("# someone else's spec\n")
+    with pytest.raises(scaffold.ScaffoldError, match=r"'orders' is taken: .*orders.yaml exists"):
+        scaffold.new_model("orders", sample, "returned")
+    assert (specs / "orders.yaml").read_text() == "# someone else's spec\n"
+    assert not (specs / "orders.suite.json").exists()
+
+
+def test_name_used_as_another_models_registry_name_is_refused(tmp_path, specs):
+    sample = _write(_sample(), tmp_path / "s.parquet")
+    scaffold.new_model("orders", sample, "returned")
+    text = (
+        (specs / "orders.yaml")
+        .read_text()
+        .replace("name: orders\n", "name: orders\nregistered_model_name: returns\n")
+    )
+    (specs / "orders.yaml").write_text(text)
+    with pytest.raises(scaffold.ScaffoldError, match="registers its model under that name"):
+        scaffold.new_model("returns", sample, "returned")
+
+
+def test_no_entity_id_says_how_to_add_one(tmp_path, specs):
+    sample = _write(_sample().drop(columns=["order_id"]), tmp_path / "s.parquet")
+    with pytest.raises(scaffold.ScaffoldError, match="no column identifies a row") as err:
+        scaffold.new_model("orders", sample, "returned")
+    assert "--entity-id" in str(err.value)
+    assert list(specs.iterdir()) == []
+
+
+def test_entity_id_can_be_named(tmp_path, specs):
+    frame = _sample()
+    frame["order_no"] = np.arange(len(frame))
+    frame["ref"] = frame["order_id"]
+    sample = _write(frame, tmp_path / "s.parquet")
+    with pytest.raises(scaffold.ScaffoldError, match="several columns could be the entity id"):
+        scaffold.new_model("orders", sample, "returned")
+    spec = scaffold.new_model(
+        "orders", sample, "returned", entity_id="ref", exclude=("order_id", "order_no")
+    ).spec
+    assert spec.entity_id == "ref"
+
+
+def test_time_column_must_exist_or_be_named(tmp_path, specs):
+    no_time = _write(_sample().drop(columns=["ordered_at"]), tmp_path / "a.parquet")
+    with pytest.raises(scaffold.ScaffoldError, match="no date or timestamp column"):
+        scaffold.new_model("orders", no_time, "returned")
+    frame = _sample()
+    frame["shipped_at"] = frame["ordered_at"] + pd.Timedelta(hours=5)
+    two = _write(frame, tmp_path / "b.parquet")
+    with pytest.raises(
+        scaffold.ScaffoldError, match=r"several date/time columns \['ordered_at', 'shipped_at'\]"
+    ):
+        scaffold.new_model("orders", two, "returned")
+    # Naming one leaves the other as a column that cannot be a feature: it must be excluded.
+    with pytest.raises(scaffold.ScaffoldError, match="shipped_at is a second date/time column"):
+        scaffold.new_model("orders", two, "returned", time="ordered_at")
+    spec = scaffold.new_model("orders", two, "returned", time="shipped_at", exclude=("ordered_at",)).spec
+    assert spec.event_time == "shipped_at"
+
+
+def test_two_valued_text_target_needs_mapping(tmp_path, specs):
+    frame = _sample()
+    frame["returned"] = frame["returned"].map({0: "kept", 1: "returned"})
+    sample = _write(frame, tmp_path / "s.parquet")
+    with pytest.raises(scaffold.ScaffoldError, match=r"needs 0/1 labels.*astype\(int\)"):
+        scaffold.new_model("orders", sample, "returned")
+
+
+def test_every_unusable_column_is_named_at_once(tmp_path, specs):
+    frame = _sample()
+    frame["comment"] = [f"free text {i}" for i in range(len(frame))]
+    frame["country"] = "NL"
+    sample = _write(frame, tmp_path / "s.parquet")
+    with pytest.raises(scaffold.ScaffoldError) as err:
+        scaffold.new_model("orders", sample, "returned", entity_id="order_id")
+    msg = str(err.value)
+    assert "comment is text with 240 distinct values" in msg and "country holds one value only" in msg
+    assert "--exclude" in msg and list(specs.iterdir()) == []
+    made = scaffold.new_model(
+        "orders", sample, "returned", entity_id="order_id", exclude=("comment", "country")
+    )
+    assert "Excluded from the features: ['comment', 'country']" in made.spec_path.read_text()
+
+
+def test_leakage_and_one_value_per_day_are_flagged(tmp_path, specs):
+    frame = _sample()
+    frame["refund_amount"] = frame["returned"] * 10.0 + np.random.default_rng(0).normal(0, 0.1, len(frame))
+    frame["promo_day"] = frame["ordered_at"].dt.day.map(lambda d: "yes" if d % 2 else "no")
+    made = scaffold.new_model("orders", _write(frame, tmp_path / "s.parquet"), "returned")
+    text = made.spec_path.read_text()
+    assert any("refund_amount correlates" in w for w in made.warnings)
+    assert any("promo_day holds one value per day" in w for w in made.warnings)
+    assert "LEAKAGE?" in text and "ONE VALUE PER DAY" in text
+
+
+def test_check_flags_a_stale_suite_and_renews_it(tmp_path, specs, capsys):
+    made = scaffold.new_model("orders", _write(_sample(), tmp_path / "s.parquet"), "returned")
+    text = made.spec_path.read_text()
+    edited = re.sub(r"(validation:\n  min_rows: )\d+", r"\g<1>1", text)
+    assert edited != text
+    made.spec_path.write_text(edited)
+    assert cli.main(["check"]) == 0
+    assert "orders.suite.json is out of date" in capsys.readouterr().out
+    assert cli.main(["check", "--write-suites"]) == 0
+    assert cli.main(["check"]) == 0
+    assert "out of date" not in capsys.readouterr().out.split("rewrote")[-1]
+
+
+def test_cli_reports_errors_in_one_line(tmp_path, specs, capsys):
+    sample = _write(_sample().drop(columns=["order_id"]), tmp_path / "s.parquet")
+    code = cli.main(["new-model", "--name", "orders", "--sample", str(sample), "--target", "returned"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: no column identifies a row")
+
+
+def test_split_by_day_then_scaffolded_spec_validates_a_real_daily_batch(tmp_path, specs):
+    """History file -> daily files -> scaffolded spec -> ingest + validate one day with the real stages."""
+    from mlops_lifecycle import ingestion, lake, validation
+
+    days = [START + dt.timedelta(days=i) for i in range(4)]
+    history = pd.concat([retail_demand.generate_day(d, rows=300) for d in days], ignore_index=True)
+    history = history.sample(frac=1.0, random_state=0)  # a history export is not sorted
+    source = _write(history, tmp_path / "history.parquet")
+    made = scaffold.new_model("shop_demand", source, "units_sold_next_day")
+    spec = made.spec
+    assert spec.entity_id == "forecast_id" and spec.event_time == "snapshot_at"
+    assert spec.target.task == "regression" and spec.feature("on_promotion").type == "bool"
+
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    written = scaffold.split_by_day(source, "snapshot_at", template)
+    assert [p.name for p in written] == [f"{d.isoformat()}.parquet" for d in days]
+    assert scaffold.split_by_day(source, "snapshot_at", template) == []  # kept, not rewritten
+    ingestion.ingest(spec, days[2])
+    result = validation.validate_partition(spec, days[2], docs=False)
+    assert result["rows"] == len(retail_demand.generate_day(days[2], rows=300))
+    assert lake.data_file(spec.name, "validated", days[2]).exists()
+
+
+def test_split_by_day_needs_a_date_placeholder(tmp_path):
+    source = _write(_sample(), tmp_path / "s.parquet")
+    with pytest.raises(scaffold.ScaffoldError, match=r"\{ds\}"):
+        scaffold.split_by_day(source, "ordered_at", str(tmp_path / "out.parquet"))
+
+
+def test_widened_range_keeps_counts_non_negative():
+    assert scaffold.widened_range(0, 10, integer=True) == (0.0, 12.0)
+    assert scaffold.widened_range(-5.0, 5.0, integer=False) == (-7.0, 7.0)
+    assert scaffold.widened_range(3, 3, integer=True) == (2.0, 4.0)
+
+
+def test_ingest_history_reports_every_day_and_goes_on(tmp_path, specs):
+    days = [START + dt.timedelta(days=i) for i in range(4)]
+    history = pd.concat([retail_demand.generate_day(d, rows=200) for d in days], ignore_index=True)
+    source = _write(history, tmp_path / "history.parquet")
+    spec = scaffold.new_model("shop_demand", source, "units_sold_next_day").spec
+    from mlops_lifecycle import ingestion, lake
+
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    scaffold.split_by_day(source, "snapshot_at", template)
+    Path(template.format(ds=days[1].isoformat())).unlink()  # a day that never arrived
+    broken = retail_demand.corrupt(retail_demand.generate_day(days[2], rows=200))
+    lake.write_parquet(Path(template.format(ds=days[2].isoformat())), broken)
+
+    results = scaffold.ingest_history(spec, days)
+    assert [r["status"] for r in results] == ["validated", "missing", "rejected", "validated"]
+    assert "stock_on_hand" in results[2]["detail"] or "schema" in results[2]["detail"]
+    assert lake.partitions(spec.name, "validated") == [days[0], days[3]]
+    assert lake.partitions(spec.name, "quarantine") == [days[2]]
+
+
+def _spec_field_paths() -> list[str]:
+    """Every field of the spec schema, as the guide names it (features[] for list items)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from mlops_lifecycle.spec import ModelSpec
+
+    out: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            path = f"{prefix}{name}"
+            out.append(path)
+            annotation = info.annotation
+            for arg in (annotation, *typing.get_args(annotation)):
+                for inner in (arg, *typing.get_args(arg)):
+                    if isinstance(inner, type) and issubclass(inner, BaseModel):
+                        is_list = typing.get_origin(annotation) is list
+                        walk(inner, f"{path}[]." if is_list else f"{path}.")
+
+    walk(ModelSpec, "")
+    return sorted(set(out))
+
+
+def test_the_guide_documents_every_spec_field():
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "adding-a-model.md").read_text()
+    missing = []
+    for path in _spec_field_paths():
+        # Channels of notifications are documented by their own field names in one row.
+        leaf = path.rsplit(".", 1)[-1] if path.count(".") >= 2 else path
+        if f"`{leaf}`" not in guide:
+            missing.append(path)
+    assert not missing, f"docs/adding-a-model.md does not explain spec fields {missing}"
