@@ -1,8 +1,11 @@
 """The DAG factory: every model spec becomes the same four DAGs.
 
 - ``<model>__daily``    scheduled: ingest -> validate -> features -> score with the champion
+                        (mapped over chunks of the day, committed together)
                         -> drift check -> (retrain if the policy says so). With no champion
-                        yet it triggers the first training instead of scoring.
+                        yet it triggers the first training instead of scoring. With a labels
+                        section, collect_labels joins late labels with their day's predictions
+                        and their concept drift feeds the same decision.
 - ``<model>__retrain``  triggered by the daily DAG or by hand (a form): assemble the window
                         -> validate it -> train, test, log, register -> compare and promote.
 - ``<model>__rollback`` by hand: set the champion back to the previous (or a named) version.
@@ -22,7 +25,7 @@ import warnings
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Param, dag, get_parsing_context, task
+from airflow.sdk import DAG, Param, PokeReturnValue, dag, get_parsing_context, task
 
 from mlops_lifecycle import spec as spec_mod
 from mlops_lifecycle.spec import ModelSpec, get_spec
@@ -60,10 +63,15 @@ def _actor(context: dict[str, Any]) -> str:
 
 
 def _default_args(spec: ModelSpec) -> dict[str, Any]:
+    from mlops_lifecycle import alerts  # light: airflow.sdk and the lake layout only
+
     return {
         "owner": spec.owner,
         "retries": spec.retries,
         "retry_delay": dt.timedelta(minutes=spec.retry_delay_minutes),
+        # A failed task is never silent: a failure (or quarantine) alert in the task log,
+        # the lake's events/alerts/ and the spec's notification channels.
+        "on_failure_callback": alerts.failure_callbacks(spec.name),
     }
 
 
@@ -100,8 +108,28 @@ def build_daily(spec: ModelSpec) -> DAG:
 
     @dag(schedule=spec.schedule, max_active_runs=1, **_common(spec, "daily", "daily scoring and monitoring"))
     def daily():
+        # Wait for the day's file before ingesting it. Reschedule mode frees the worker slot
+        # between looks. The spec's timeout is enforced inside the poke so the failure says
+        # what it waited for; Airflow's own timeout sits two looks later as a backstop.
+        wait_s = spec.source.wait_timeout_minutes * 60
+        poke_s = max(1.0, min(300.0, wait_s / 10))
+
+        @task.sensor(poke_interval=poke_s, timeout=wait_s + 2 * poke_s, mode="reschedule", retries=0)
+        def wait_for_batch(**context) -> PokeReturnValue:
+            from airflow.sdk.exceptions import AirflowSensorTimeout
+
+            from mlops_lifecycle import ingestion
+
+            first = context["ti"].get_first_reschedule_date(context)
+            waited = (dt.datetime.now(dt.UTC) - first).total_seconds() if first else 0.0
+            try:
+                found = ingestion.wait_for_source(get_spec(name), _ds(context), waited_seconds=waited)
+            except ingestion.SourceMissing as exc:
+                raise AirflowSensorTimeout(str(exc)) from exc
+            return PokeReturnValue(is_done=found is not None, xcom_value=found)
+
         @task(retries=0)
-        def ingest(**context) -> dict:
+        def ingest(arrived: dict, **context) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
             from mlops_lifecycle import ingestion
@@ -139,14 +167,35 @@ def build_daily(spec: ModelSpec) -> DAG:
 
         @task.branch
         def route(champion: dict | None) -> str:
-            return "score" if champion else "trigger_first_training"
+            return "plan_scoring" if champion else "trigger_first_training"
 
+        # Scoring fans out over the day's features (files x row-group ranges) with dynamic
+        # task mapping, so Celery or Kubernetes workers share a large day; a small day is one
+        # chunk. Each chunk writes its own part in the run's staging folder (a retry rewrites
+        # it); the commit publishes all parts together, so drift only ever sees a whole day.
         @task
-        def score(champion: dict, **context) -> dict:
+        def plan_scoring(champion: dict, **context) -> list[dict]:
             from mlops_lifecycle import scoring
 
-            return scoring.score_partition(
-                get_spec(name), _ds(context), version=champion["version"], airflow_run_id=context["run_id"]
+            return scoring.plan_scoring(get_spec(name), _ds(context))
+
+        @task(map_index_template="{{ chunk_label }}")
+        def score_chunk(chunk: dict, champion: dict, **context) -> dict:
+            from airflow.sdk import get_current_context
+
+            from mlops_lifecycle import scoring
+
+            get_current_context()["chunk_label"] = chunk["label"]  # names the mapped task instance in the UI
+            return scoring.score_chunk(
+                get_spec(name), _ds(context), chunk, version=champion["version"], airflow_run_id=context["run_id"]
+            )
+
+        @task
+        def commit_predictions(parts: list[dict], champion: dict, **context) -> dict:
+            from mlops_lifecycle import scoring
+
+            return scoring.commit_predictions(
+                get_spec(name), _ds(context), list(parts), version=champion["version"], airflow_run_id=context["run_id"]
             )
 
         @task
@@ -155,12 +204,28 @@ def build_daily(spec: ModelSpec) -> DAG:
 
             return monitoring.check_drift(get_spec(name), _ds(context), version=scored["model_version"])
 
-        @task.short_circuit
-        def decide_retraining(check: dict, **context) -> dict | bool:
+        @task
+        def collect_labels(**context) -> dict:
+            """Late labels: join the labels arriving today with the predictions of their day."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from mlops_lifecycle import monitoring
+
+            model = get_spec(name)
+            if model.labels is None:
+                raise AirflowSkipException("the spec has no labels section: labels come with the batch")
+            return monitoring.collect_labels(model, _ds(context))
+
+        # Runs when the drift check ran, whether or not collect_labels was skipped.
+        @task.short_circuit(trigger_rule="none_failed_min_one_success")
+        def decide_retraining(check: dict | None, labels: dict | None, **context) -> dict | bool:
             """Retrain only on the spec's explicit conditions; skip the trigger otherwise."""
             from mlops_lifecycle import monitoring
 
-            decision = monitoring.decide_retraining(get_spec(name), _ds(context), check, run_id=context["run_id"])
+            if check is None:  # no champion scored today (the first training was triggered instead)
+                return False
+            decision = monitoring.decide_retraining(get_spec(name), _ds(context), check, run_id=context["run_id"],
+                                                    labels=labels)
             logging.getLogger(__name__).info("retraining decision: %s", decision)
             return decision if decision["retrain"] else False
 
@@ -186,10 +251,12 @@ def build_daily(spec: ModelSpec) -> DAG:
             wait_for_completion=False,
         )
 
-        champion = resolve_champion(compute_features(validate(ingest())))
-        scored = score(champion)
-        route(champion) >> [scored, trigger_first_training]
-        decide_retraining(drift_check(scored)) >> trigger_retraining
+        champion = resolve_champion(compute_features(validate(ingest(wait_for_batch()))))
+        plan = plan_scoring(champion)
+        parts = score_chunk.partial(champion=champion).expand(chunk=plan)
+        scored = commit_predictions(parts, champion)
+        route(champion) >> [plan, trigger_first_training]
+        decide_retraining(drift_check(scored), collect_labels()) >> trigger_retraining
 
     return daily()
 
@@ -320,7 +387,14 @@ def build_rollback(spec: ModelSpec) -> DAG:
 def build_approve(spec: ModelSpec) -> DAG:
     """Manual DAG: approve the challenger waiting under alias ``challenger``."""
     name = spec.name
-    params = {"reason": Param("", type="string", minLength=3, title="Reason", description="Why you approve it (recorded).")}
+    params = {
+        "reason": Param("", type="string", minLength=3, title="Reason", description="Why you approve it (recorded)."),
+        "version": Param(
+            None, type=["null", "integer"], minimum=1, title="Version you reviewed",
+            description="Optional: the approval is refused if another version is waiting (see the MLflow "
+            "registry, alias 'challenger').",
+        ),
+    }
 
     @dag(schedule=None, params=params, **_common(spec, "approve", "approval of a waiting challenger"))
     def approve():
@@ -328,7 +402,8 @@ def build_approve(spec: ModelSpec) -> DAG:
         def promote_challenger(**context) -> dict:
             from mlops_lifecycle import registry
 
-            return registry.approve(get_spec(name), actor=_actor(context), reason=context["params"]["reason"])
+            p = context["params"]
+            return registry.approve(get_spec(name), actor=_actor(context), reason=p["reason"], version=p.get("version"))
 
         promote_challenger()
 
