@@ -51,7 +51,7 @@ def test_daily_dag_wiring(bag):
     order = ["ingest", "validate", "compute_features", "resolve_champion", "route"]
     for up, down in zip(order, order[1:], strict=False):
         assert down in dag.get_task(up).downstream_task_ids
-    assert dag.get_task("route").downstream_task_ids == {"score", "trigger_first_training"}
+    assert dag.get_task("route").downstream_task_ids == {"plan_scoring", "trigger_first_training"}
     assert "trigger_retraining" in dag.get_task("decide_retraining").downstream_task_ids
     trig = dag.get_task("trigger_retraining")
     assert trig.trigger_dag_id == "late_delivery__retrain"
