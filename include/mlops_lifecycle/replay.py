@@ -66,9 +66,11 @@ def quiet_airflow(logfile: Path | None):
         saved_out, saved_err = os.dup(1), os.dup(2)
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
+        # File-descriptor level only: loggers (structlog's PrintLogger among them) keep a
+        # reference to sys.stdout from the first time they log; swapping sys.stdout for this
+        # file would leave them writing to a closed file once the block ends.
         try:
-            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-                yield
+            yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
