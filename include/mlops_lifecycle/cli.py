@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -145,12 +146,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     from mlops_lifecycle import registry, spec
 
     s = spec.get_spec(args.model)
-    for v in registry.versions(s):
-        _say(f"v{v.version:<3} {v.tags.get('status', '?'):<18} {v.tags.get('trigger.reason', ''):<14} "
-             f"holdout_{s.promotion.metric}={v.tags.get('holdout_' + s.promotion.metric, '?')} "
-             f"{v.tags.get('rejection_reason') or v.tags.get('promotion_reason') or ''}"[:200])
+
+    def v(number: object) -> str:
+        return f"v{number}" if number is not None else "(none)"
+
+    def why(text: str) -> None:
+        for line in textwrap.wrap(text, width=100, initial_indent="       why: ", subsequent_indent="            "):
+            _say(line)
+
+    for mv in registry.versions(s):
+        metric = f"holdout_{s.promotion.metric}"
+        _say(f"{v(mv.version):<5} {mv.tags.get('status', '?'):<18} trigger={mv.tags.get('trigger.reason', '?'):<14} "
+             f"{metric}={mv.tags.get(metric, '?')}")
+        why(mv.tags.get("rejection_reason") or mv.tags.get("promotion_reason") or "")
     for e in registry.audit_log(s):
-        _say(f"audit #{e['seq']} {e['at']} {e['action']} v{e['from_version']} -> v{e['to_version']} by {e['by']}: {e['reason']}"[:300])
+        _say(f"audit #{e['seq']} {e['at']} {e['action']} {v(e['from_version'])} -> {v(e['to_version'])} by {e['by']}")
+        why(e["reason"])
     return 0
 
 
@@ -256,7 +267,8 @@ Where to look next
   MLflow UI       make mlflow-ui    -> http://localhost:5000 (experiment '{s.name}', registered model '{s.model_name}', aliases champion / previous_champion)
   Drift reports   {model_dir / 'reports' / 'drift'}/ds=YYYY-MM-DD/report.html  (e.g. {drift_reports[-1] if drift_reports else '-'})
   Validation      {model_dir / 'reports' / 'validation'}/ds=YYYY-MM-DD/result.json; quarantined batches in {model_dir / 'quarantine'}
-  Data Docs       {lake.data_docs_dir() / 'index.html'}
+  Data Docs       {lake.data_docs_dir() / s.name / 'index.html'}  (Great Expectations: suites and every validation)
+  Alerts          {model_dir / 'events' / 'alerts'}  (one JSON file per alert; also in the task log)
   Predictions     {model_dir / 'predictions'}/ds=YYYY-MM-DD/predictions.parquet (+ manifest.json: model version, data hash, code version)
   Task logs       {logfile}
   Data lake       {data}
