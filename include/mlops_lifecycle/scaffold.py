@@ -47,6 +47,9 @@ HEADROOM = 0.2
 MAX_CATEGORIES = 50
 # A numeric feature this correlated with the target is probably part of it (leakage).
 LEAKAGE_CORRELATION = 0.95
+# A column constant on at least this share of the sample's days may be constant on a day
+# (may_be_constant); rarer constant days look like broken feeds and stay rejected.
+MAY_BE_CONSTANT_SHARE = 0.05
 ID_HINT = re.compile(r"(^id$|_id$|^id_|uuid|_key$|^key$|_no$|_number$)", re.IGNORECASE)
 DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})")
 
@@ -231,8 +234,15 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
             column.note += "; ONE VALUE PER DAY"
         elif constant:
             column.note += f"; one value only on {constant} of {len(per_day)} days"
-            # Legitimately constant on some days (weather, say): let those days through.
-            column.spec["may_be_constant"] = True
+            if constant >= MAY_BE_CONSTANT_SHARE * len(per_day):
+                # Often constant (a day of unchanging weather, say): that is how the column
+                # behaves, so let those days through.
+                column.spec["may_be_constant"] = True
+            else:
+                # Rarely constant: more likely a stuck sensor or a broken export (the bike
+                # data's humidity is 0 all day on 2011-03-10). Keep the check; name the days.
+                stuck = [str(d)[:10] for d in per_day[per_day <= 1].index[:5]]
+                column.note += f" ({', '.join(stuck)}{', ...' if constant > 5 else ''})"
     return column
 
 
@@ -604,11 +614,18 @@ def plan_spec(
                 "distinct values per feature, so every batch would fail validation. Derive it from the event "
                 "time in a features_function instead, drop it, or mark it may_be_constant: true"
             )
-        elif "one value only on" in col.note:
+        elif "one value only on" in col.note and col.spec.get("may_be_constant"):
             share = col.note.rsplit("one value only on ", 1)[1]
             warnings.append(
                 f"{c} holds one value only on {share} of the sample; the spec marks it may_be_constant: true so "
                 "those days are not quarantined (set it to false if a constant day means a broken feed)"
+            )
+        elif "one value only on" in col.note:
+            share = col.note.rsplit("one value only on ", 1)[1]
+            warnings.append(
+                f"{c} holds one value only on {share} of the sample: rare enough to look like a broken feed "
+                "(a stuck sensor, an export that filled a default), so those days would be quarantined; "
+                "if that is normal for this column, mark it may_be_constant: true"
             )
         columns.append(col)
     if problems:

@@ -327,3 +327,20 @@ def test_the_guide_documents_every_spec_field():
         if f"`{leaf}`" not in guide:
             missing.append(path)
     assert not missing, f"docs/adding-a-model.md does not explain spec fields {missing}"
+
+
+def test_often_constant_columns_may_be_constant_and_rarely_constant_ones_stay_checked(tmp_path, specs):
+    """Constant on 1 of 40 days looks like a stuck feed (the check stays, the day is named);
+    constant on 10 of 40 days is how the column behaves (may_be_constant)."""
+    frame = _sample(days=40, rows=30)
+    day = (frame["ordered_at"] - pd.Timestamp(START)).dt.days
+    frame["sensor"] = np.round(np.random.default_rng(5).normal(50, 5, len(frame)), 1)
+    frame.loc[day == 7, "sensor"] = 0.0  # stuck all day
+    frame["weather"] = np.random.default_rng(6).choice(["dry", "wet"], len(frame))
+    frame.loc[day % 4 == 0, "weather"] = "dry"  # a dry day, every fourth day
+    made = scaffold.new_model("orders", _write(frame, tmp_path / "s.parquet"), "returned", entity_id="order_id")
+    spec = load_spec(made.spec_path)
+    assert spec.feature("weather").may_be_constant is True
+    assert spec.feature("sensor").may_be_constant is False
+    stuck = (pd.Timestamp(START) + pd.Timedelta(days=7)).date().isoformat()
+    assert any("sensor holds one value only on 1 of 40 days" in w and stuck in w for w in made.warnings)
