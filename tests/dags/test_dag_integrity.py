@@ -67,18 +67,23 @@ def test_retrain_form_documents_every_param(bag):
 
 @pytest.mark.parametrize("dag_file", sorted(DAGS.glob("*.py")), ids=lambda p: p.name)
 def test_parse_imports_nothing_heavy_and_is_fast(dag_file):
-    """Parse each DAG file in a fresh interpreter: no heavy library imported, under a budget."""
+    """Parse each DAG file in a fresh interpreter: no heavy library imported, under a budget.
+
+    The budget is a guard against parse-time work (a query, a model load, pandas at import),
+    not a speed figure: it counts the process's CPU seconds, which other load on the machine
+    does not inflate, and is generous. The measured parse time per spec is in bench/.
+    """
     code = (
-        "import sys, time, runpy; t = time.perf_counter(); "
+        "import sys, time, runpy; t = time.process_time(); "
         f"runpy.run_path({str(dag_file)!r}); "
-        "print('SECONDS=%f' % (time.perf_counter() - t)); "
+        "print('SECONDS=%f' % (time.process_time() - t)); "
         f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     lines = dict(line.split("=", 1) for line in out.stdout.splitlines() if line.startswith(("SECONDS=", "HEAVY=")))
     seconds, heavy = lines["SECONDS"], lines["HEAVY"]
     assert heavy == "", f"{dag_file.name} imports {heavy} at parse time"
-    assert float(seconds) < 5.0, f"{dag_file.name} took {seconds}s to parse"
+    assert float(seconds) < 5.0, f"{dag_file.name} took {seconds} CPU seconds to parse"
 
 
 def test_broken_spec_breaks_only_its_own_dags(tmp_path, monkeypatch):
