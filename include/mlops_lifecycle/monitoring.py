@@ -212,6 +212,13 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
         last = max(e["ds"] for e in recent)
         decision = {"retrain": False, "reason": f"cooldown: retraining was requested on {last} (cooldown {policy.cooldown_days} days)", **evidence}
         return _alert_drift(spec, decision, check)
+    if streak:
+        # The challenger learns the new regime from the drifted days: wait until they hold enough rows.
+        rows = sum(_validated_rows(spec, d) for d in streak_days)
+        if rows < policy.min_rows:
+            decision = {"retrain": False, "reason": f"drift on {need} day(s) holds {rows} validated rows; "
+                        f"retraining.min_rows is {policy.min_rows}", **evidence}
+            return _alert_drift(spec, decision, check)
     reason = "concept_drift" if degraded and not streak else "data_drift"
     detail = (
         f"data drift on {need} consecutive day(s) ({', '.join(d.isoformat() for d in reversed(streak_days))}); "
@@ -227,6 +234,14 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
     request["already_requested"] = path.exists()
     lake.write_json(path, request)
     return _alert_drift(spec, request, check)
+
+
+def _validated_rows(spec: ModelSpec, day: dt.date) -> int:
+    """Rows of a day's validated partition (0 when there is none), from the Parquet footer."""
+    import pyarrow.parquet as pq
+
+    path = lake.data_file(spec.name, "validated", day)
+    return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
 
 
 def _alert_drift(spec: ModelSpec, decision: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:

@@ -348,7 +348,12 @@ class RetrainingSpec(_Strict):
 
     cooldown_days: int = Field(7, ge=0)
     drift_days_required: int = Field(1, ge=1, description="Consecutive drifted days before retraining.")
-    min_rows: int = Field(500, ge=1)
+    min_rows: int = Field(
+        500,
+        ge=1,
+        description="Fewest validated rows on the drifted days before drift may start a retraining "
+        "(the challenger needs shifted data to learn from).",
+    )
 
 
 class ModelSpec(_Strict):

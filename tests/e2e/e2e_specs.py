@@ -15,7 +15,7 @@ SMALL = {
         "xgboost": {"n_estimators": 80, "max_depth": 4, "learning_rate": 0.2, "tree_method": "hist"},
     },
     "validation": {"min_rows": 50, "volume_lookback_days": 5, "volume_max_ratio": 3.0, "volume_min_ratio": 0.3},
-    "retraining": {"cooldown_days": 7, "drift_days_required": 2, "min_rows": 600},
+    "retraining": {"cooldown_days": 7, "drift_days_required": 2, "min_rows": 400},
     "promotion": {"metric": "roc_auc", "margin": 0.005, "floor": 0.6, "mode": "auto"},
 }
 

@@ -150,7 +150,7 @@ def scenario(tmp_path_factory, airflow_db):
         rec["champion"]["after_cli"] = champ()
 
         # 5. A drifted day, run twice: one retraining request, one queued run.
-        write_small_spec(specs, retraining={"cooldown_days": 7, "drift_days_required": 1, "min_rows": 600})
+        write_small_spec(specs, retraining={"cooldown_days": 7, "drift_days_required": 1, "min_rows": 400})
         retrain_id = dag_factory.dag_id(spec.name, "retrain")
         play("drift_1", daily, logical_date=_at(DRIFT_DAY))
         rec["queued_after_first"] = [(r.run_id, dict(r.conf or {})) for r in replay.queued_runs(retrain_id)]

@@ -43,7 +43,7 @@ RETAIL_SMALL = {
         "volume_max_ratio": 3.0,
         "volume_min_ratio": 0.3,
     },
-    "retraining": {"cooldown_days": 7, "drift_days_required": 2, "min_rows": 600},
+    "retraining": {"cooldown_days": 7, "drift_days_required": 2, "min_rows": 400},
 }
 
 

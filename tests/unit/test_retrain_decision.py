@@ -1,0 +1,69 @@
+"""The retraining decision of the daily DAG: drift streak, minimum new data, cooldown,
+one request per day. Real lake files (drift summaries, validated Parquet partitions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from mlops_lifecycle import lake, monitoring
+
+DAY = dt.date(2026, 3, 20)
+
+
+def _spec(example_spec, **retraining):
+    policy = example_spec.retraining.model_copy(update=retraining)
+    return example_spec.model_copy(update={"retraining": policy})
+
+
+def _day(spec, day: dt.date, *, rows: int, drifted: bool) -> dict:
+    lake.write_parquet(lake.data_file(spec.name, "validated", day), pd.DataFrame({"x": range(rows)}))
+    summary = {"ds": day.isoformat(), "dataset_drift": drifted, "drift_share": 0.6 if drifted else 0.0,
+               "drifted_columns": ["x"] if drifted else [], "model_version": "1"}
+    lake.write_json(lake.report_dir(spec.name, "drift", day) / "summary.json", summary)
+    return summary
+
+
+@pytest.fixture
+def spec(example_spec, data_dir):
+    return _spec(example_spec, drift_days_required=3, min_rows=2000, cooldown_days=7)
+
+
+def test_drift_on_fewer_days_than_required_does_not_retrain(spec):
+    _day(spec, DAY - dt.timedelta(days=2), rows=1000, drifted=False)
+    _day(spec, DAY - dt.timedelta(days=1), rows=1000, drifted=True)
+    check = _day(spec, DAY, rows=1000, drifted=True)
+    decision = monitoring.decide_retraining(spec, DAY, check, run_id="pytest")
+    assert decision["retrain"] is False and "fewer than 3 consecutive" in decision["reason"]
+    assert lake.events(spec.name, "retrain_requests") == []
+
+
+def test_a_streak_with_too_few_rows_waits_for_more_data(spec):
+    for back in (2, 1):
+        _day(spec, DAY - dt.timedelta(days=back), rows=600, drifted=True)
+    check = _day(spec, DAY, rows=600, drifted=True)
+    decision = monitoring.decide_retraining(spec, DAY, check, run_id="pytest")
+    assert decision["retrain"] is False
+    assert "1800 validated rows" in decision["reason"] and "retraining.min_rows is 2000" in decision["reason"]
+    assert lake.events(spec.name, "retrain_requests") == []
+    # One more drifted day brings the streak's rows over the minimum.
+    check = _day(spec, DAY + dt.timedelta(days=1), rows=900, drifted=True)
+    decision = monitoring.decide_retraining(spec, DAY + dt.timedelta(days=1), check, run_id="pytest")
+    assert decision["retrain"] is True and decision["reason"] == "data_drift"
+
+
+def test_a_second_streak_inside_the_cooldown_does_not_retrain_and_the_same_day_asks_once(spec):
+    for back in (2, 1):
+        _day(spec, DAY - dt.timedelta(days=back), rows=1000, drifted=True)
+    check = _day(spec, DAY, rows=1000, drifted=True)
+    first = monitoring.decide_retraining(spec, DAY, check, run_id="run-1")
+    again = monitoring.decide_retraining(spec, DAY, check, run_id="run-2")
+    assert first["retrain"] is True and again["retrain"] is True and again["already_requested"] is True
+    assert [e["ds"] for e in lake.events(spec.name, "retrain_requests")] == [DAY.isoformat()]
+    later = DAY + dt.timedelta(days=3)
+    for back in (2, 1, 0):
+        check = _day(spec, later - dt.timedelta(days=back), rows=1000, drifted=True)
+    decision = monitoring.decide_retraining(spec, later, check, run_id="run-3")
+    assert decision["retrain"] is False and decision["reason"].startswith("cooldown")
