@@ -20,6 +20,7 @@ from pathlib import Path
 from mlops_lifecycle import config
 
 DEMO_MODEL = "late_delivery"
+SECOND_DEMO_MODEL = "retail_demand"
 DEMO_START = dt.date(2026, 3, 1)
 DEMO_MARKER = ".mlops-demo"
 
@@ -198,62 +199,91 @@ def _reset_demo_stores() -> None:
     marker.write_text("created by `mlops demo`; the demo wipes this folder on its next run\n")
 
 
+def _demo_line(s, dags, day, logfile) -> tuple[dict, str]:
+    """Run one model's day through its DAGs; the day's table row and its printed line."""
+    from mlops_lifecycle import registry, replay
+
+    result = replay.run_day(s, dags, day, logfile)
+    row = replay.day_row(s, day, result)
+    drift = "" if row["drift_share"] is None else f"{row['drift_share']:.2f}"
+    scored = f"v{row['scored_by']}" if row["scored_by"] else "-"
+    extra = row["retrain"]
+    if result.retrain_runs:
+        last = registry.versions(s)[-1]
+        status = last.tags.get("status")
+        extra += f": v{last.version} {status}"
+        if status == "rejected":
+            extra += f" ({last.tags.get('rejection_reason', '')[:80]})"
+    return row, f"{row['ds']:<11} {row['rows'] or '-':>5}  {row['validation']:<19} {drift:>5}  {scored:<9}  {extra}"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Replay the example through the real DAGs and print what happened each day."""
+    """Replay the examples through the real DAGs and print what happened each day.
+
+    The main model (late_delivery) gets the scripted story: a corrupted batch and a data
+    shift. The second model (retail_demand, a regression) runs its own DAGs on the same
+    days beside it, on clean data, to show that models share nothing.
+    """
     config.quiet_third_party()
     t0 = time.perf_counter()
     _reset_demo_stores()
     from mlops_lifecycle import lake, registry, replay, spec
-    from mlops_lifecycle.examples import late_delivery
+    from mlops_lifecycle.examples import late_delivery, retail_demand
 
     s = spec.get_spec(DEMO_MODEL)
+    other = spec.get_spec(SECOND_DEMO_MODEL) if args.second_model else None
     days = [DEMO_START + dt.timedelta(days=i) for i in range(args.days)]
     history = [DEMO_START - dt.timedelta(days=i) for i in range(args.history_days, 0, -1)]
     shift_start = DEMO_START + dt.timedelta(days=args.shift_day - 1)
     corrupt_day = DEMO_START + dt.timedelta(days=args.corrupt_day - 1)
     _say(f"== mlops demo: model {s.name}, {len(days)} days from {days[0]} (data shift from {shift_start}, "
-         f"corrupted batch on {corrupt_day})")
+         f"corrupted batch on {corrupt_day})" + (f"; beside it, model {other.name} on clean data" if other else ""))
     for k, v in replay.config_summary().items():
         _say(f"   {k}={v}")
-    template = str(config.data_dir() / "landing" / s.name / "{ds}.parquet")
-    late_delivery.write_landing(template, history + days, rows=args.rows, shift_start=shift_start, corrupt_days=(corrupt_day,))
-    _say(f"-- generated {len(history) + len(days)} daily files in {Path(template).parent}")
     logfile = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow")) / "logs" / "demo-replay.log"
     if logfile.exists():
         logfile.unlink()
-    with replay.quiet_airflow(logfile):
-        replay.seed_history(s, history)
-    _say(f"-- ingested and validated {len(history)} days of history ({history[0]}..{history[-1]}) for the first training")
-    dags = replay.load_dags(s)
-    replay.clear_runs(s)
+    models = [(s, late_delivery, {"shift_start": shift_start, "corrupt_days": (corrupt_day,)})]
+    if other:
+        models.append((other, retail_demand, {}))
+    for m, generator, story in models:
+        template = str(config.data_dir() / "landing" / m.name / "{ds}.parquet")
+        generator.write_landing(template, history + days, rows=args.rows, **story)
+        _say(f"-- {m.name}: generated {len(history) + len(days)} daily files in {Path(template).parent}")
+        with replay.quiet_airflow(logfile):
+            replay.seed_history(m, history)
+        _say(f"-- {m.name}: ingested and validated {len(history)} days of history ({history[0]}..{history[-1]}) "
+             "for the first training")
+    dags = {m.name: replay.load_dags(m) for m, _, _ in models}
+    for m, _, _ in models:
+        replay.clear_runs(m)
     t_replay = time.perf_counter()
-    rows = []
+    rows, second = [], []
     header = f"{'day':<11} {'rows':>5}  {'validation':<19} {'drift':>5}  {'scored by':<9}  retraining"
-    _say(f"-- replaying through Airflow (task logs: {logfile})\n\n{header}\n{'-' * len(header)}")
+    _say(f"-- replaying through Airflow (task logs: {logfile})\n\n{s.name}\n{header}\n{'-' * len(header)}")
     for day in days:
-        result = replay.run_day(s, dags, day, logfile)
-        row = replay.day_row(s, day, result)
+        row, line = _demo_line(s, dags[s.name], day, logfile)
         rows.append(row)
-        drift = "" if row["drift_share"] is None else f"{row['drift_share']:.2f}"
-        scored = f"v{row['scored_by']}" if row["scored_by"] else "-"
-        extra = row["retrain"]
-        if result.retrain_runs:
-            last = registry.versions(s)[-1]
-            status = last.tags.get("status")
-            extra += f": v{last.version} {status}"
-            if status == "rejected":
-                extra += f" ({last.tags.get('rejection_reason', '')[:80]})"
-        _say(f"{row['ds']:<11} {row['rows'] or '-':>5}  {row['validation']:<19} {drift:>5}  {scored:<9}  {extra}")
+        _say(line)
+        if other:  # the same day of the second model, printed after the main table
+            second.append(_demo_line(other, dags[other.name], day, logfile)[1])
     replay_s = time.perf_counter() - t_replay
+    if other:
+        _say(f"\n{other.name} (same days, its own DAGs, experiment, registered model and lake folder)\n{header}\n"
+             f"{'-' * len(header)}")
+        for line in second:
+            _say(line)
 
-    _say("\n-- model registry (MLflow)")
-    cmd_status(argparse.Namespace(model=s.name))
     data = config.data_dir()
+    for m, _, _ in models:
+        _say(f"\n-- {m.name}: model registry (MLflow registered model '{m.model_name}', experiment '{m.name}')")
+        cmd_status(argparse.Namespace(model=m.name))
     model_dir = lake.root() / s.name
     bad = [r["ds"] for r in rows if r["validation"].startswith("FAILED")]
     drift_reports = sorted((model_dir / "reports" / "drift").glob("ds=*/report.html"))
     summary = {
         "days": len(days),
+        "models": [m.name for m, _, _ in models],
         "replay_seconds": round(replay_s, 1),
         "total_seconds": round(time.perf_counter() - t0, 1),
         "quarantined_days": bad,
@@ -272,7 +302,8 @@ Where to look next
   Predictions     {model_dir / 'predictions'}/ds=YYYY-MM-DD/predictions.parquet (+ manifest.json: model version, data hash, code version)
   Task logs       {logfile}
   Data lake       {data}
-""")
+""" + (f"  {other.name}: the same places under its own name (DAGs {other.name}__*, experiment and registered "
+       f"model '{other.name}', {lake.root() / other.name})\n" if other else ""))
     return 0
 
 
@@ -322,12 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     ih.add_argument("--verbose", action="store_true", help="print every day, not only the ones that failed")
     ih.set_defaults(func=cmd_ingest_history)
 
-    d = sub.add_parser("demo", help="replay the example model through the real DAGs")
+    d = sub.add_parser("demo", help="replay the example models through the real DAGs")
     d.add_argument("--days", type=int, default=30)
     d.add_argument("--history-days", type=int, default=45)
     d.add_argument("--rows", type=int, default=1000)
     d.add_argument("--shift-day", type=int, default=14, help="day number on which the data shift starts")
     d.add_argument("--corrupt-day", type=int, default=8, help="day number whose batch is corrupted")
+    d.add_argument("--no-second-model", dest="second_model", action="store_false",
+                   help="leave out the second example (retail_demand) that runs beside the first")
     d.set_defaults(func=cmd_demo)
 
     for name, func, helptext in (("rollback", cmd_rollback, "set the champion back one step (or to --to-version)"),
