@@ -6,12 +6,15 @@ Real MLflow (a SQLite store in each test's own data folder) and small real XGBoo
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mlops_lifecycle import alerts, cli, features, registry
 from mlops_lifecycle.registry import RegistryError
+
+EXAMPLE_SPEC = Path(__file__).resolve().parents[2] / "dags" / "specs" / "late_delivery.yaml"
 
 
 def _register(spec, seed: int) -> str:
@@ -36,15 +39,13 @@ def _register(spec, seed: int) -> str:
 def store(tmp_path_factory):
     """An MLflow store with three registered versions and no aliases, made once: each
     test gets a copy of its database (the artifacts stay where this one put them)."""
-    from conftest import EXAMPLE_SPEC
-
     from mlops_lifecycle.spec import load_spec
 
     base = tmp_path_factory.mktemp("registry-store")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_DATA_DIR", str(base))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        spec = load_spec(EXAMPLE_SPEC)
+        spec = load_spec(EXAMPLE_SPEC)  # not `from conftest import`: several conftest modules exist
         versions = [_register(spec, s) for s in (1, 2, 3)]
     return base / "mlflow" / "mlflow.db", versions
 
