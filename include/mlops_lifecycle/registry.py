@@ -61,18 +61,19 @@ def client() -> MlflowClient:
 
 
 def ensure_experiment(spec: ModelSpec) -> str:
-    """Id of the model's experiment (named after the model), created on first use."""
-    import mlflow
+    """Id of the model's experiment (named after the model), created on first use.
 
+    Callers pass the id explicitly (``mlflow.start_run(experiment_id=...)``); the fluent
+    API's process-wide active experiment is never set here, so two models in one process
+    (DAG.test, a worker reusing its interpreter) cannot log into each other's.
+    """
     c = client()
     exp = c.get_experiment_by_name(spec.name)
     if exp is not None:
         return exp.experiment_id
     root = config.mlflow_artifact_root()
     location = f"{root.rstrip('/')}/{spec.name}" if root else None
-    exp_id = c.create_experiment(spec.name, artifact_location=location, tags={"owner": spec.owner})
-    mlflow.set_experiment(experiment_id=exp_id)
-    return exp_id
+    return c.create_experiment(spec.name, artifact_location=location, tags={"owner": spec.owner})
 
 
 _ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}

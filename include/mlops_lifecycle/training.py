@@ -343,7 +343,10 @@ def compare_and_promote(
         paired=evidence["paired"],
         slices=evidence["slices"],
     )
-    registry.client()
+    run_experiment = registry.client().get_run(trained["run_id"]).info.experiment_id
+    # Resuming a run needs the fluent API's active experiment to be the run's own: another
+    # model's training in the same process may have left its experiment active.
+    mlflow.set_experiment(experiment_id=run_experiment)
     with mlflow.start_run(run_id=trained["run_id"]):
         if champ_metrics:
             mlflow.log_metrics({f"champion_holdout_{k}": v for k, v in champ_metrics.items()})

@@ -399,3 +399,20 @@ def test_compare_and_promote_refuses_a_win_within_noise_with_real_registered_mod
     run = mlflow.get_run(v2["run_id"])
     assert run.data.metrics["promotion.p_value"] > spec.promotion.significance
     assert run.data.tags["promotion.decision"] == "reject"
+
+
+def test_another_models_experiment_in_the_same_process_does_not_break_promotion(spec, data, data_dir, tmp_path):
+    """Two models in one interpreter (DAG.test, make demo): model A's run is resumed to log
+    its promotion after model B's experiment became MLflow's active one."""
+    import mlflow
+
+    from mlops_lifecycle import registry, training
+
+    holdout_path = tmp_path / "holdout.parquet"
+    data["holdout"].to_parquet(holdout_path, index=False)
+    v1 = _register(spec, _fit(spec, data["train"]), holdout_path)
+    other = spec.model_copy(update={"name": "other_model", "registered_model_name": None})
+    mlflow.set_experiment(experiment_id=registry.ensure_experiment(other))
+    out = training.compare_and_promote(spec, v1, actor="pytest")
+    assert out["outcome"] == "promoted", out["reasons"]
+    assert mlflow.get_run(v1["run_id"]).data.tags["promotion.decision"] == "promote"
