@@ -105,11 +105,15 @@ def cmd_ingest_history(args: argparse.Namespace) -> int:
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     results = scaffold.ingest_history(s, days, docs=args.data_docs)
     for r in results:
-        if r["status"] != "validated" or args.verbose:
-            _say(f"{r['ds']}  {r['status']:<10} {r['rows'] if r['rows'] is not None else '-':>6}  {r['detail'][:160]}")
+        if r["status"] != "validated" or r["labels"] not in (None, "stored") or args.verbose:
+            labels = f"  labels {r['labels']}" if r["labels"] else ""
+            _say(f"{r['ds']}  {r['status']:<10} {r['rows'] if r['rows'] is not None else '-':>6}{labels}  "
+                 f"{r['detail'][:160]}")
     counts = {k: sum(1 for r in results if r["status"] == k) for k in ("validated", "rejected", "missing", "unreadable")}
+    labelled = sum(1 for r in results if r["labels"] == "stored")
     _say(f"{s.name}: {counts['validated']} of {len(days)} day(s) validated; "
          + ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "validated")
+         + (f"; labels kept for {labelled} day(s)" if s.labels is not None else "")
          + f"\nNext: trigger {s.name}__retrain from the Airflow UI form (last day {end}), or\n  airflow dags trigger "
          f"{s.name}__retrain --conf '{{\"end_date\": \"{end}\", \"reason\": \"first training\"}}'")
     return 0 if counts["validated"] else 1

@@ -7,8 +7,8 @@ champion's realised metric against its holdout metric (concept drift).
 
 :func:`collect_labels` does the same for labels that arrive apart from the features
 (the spec's ``labels`` section): the run of day D + ``delay_days`` reads the labels of
-day D, joins them with the predictions of day D, keeps the joined rows in the lake's
-``labels`` zone and measures concept drift on them.
+day D and keeps them in the lake's ``labels`` zone (training reads them there); when
+day D was scored it joins them with its predictions and measures concept drift.
 
 :func:`decide_retraining` applies the spec's explicit conditions: drift that has
 lasted ``drift_days_required`` days, or a metric drop beyond ``max_metric_drop``;
@@ -103,16 +103,33 @@ class LabelsError(ValueError):
 
 
 def collect_labels(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
-    """Stage function: the labels that arrive today, for the predictions of ``delay_days`` ago.
+    """Stage function: the labels that arrive today, for the rows of ``delay_days`` ago.
 
-    Reads ``labels.source`` for the event day D = ``ds`` - ``labels.delay_days``, joins it on
-    ``labels.join_key`` with the predictions of day D, writes the joined rows to
-    ``labels/ds=D`` and their concept-drift measure to ``reports/concept/ds=D/summary.json``.
+    The daily run of day ``ds`` collects the labels of the event day D = ``ds`` -
+    ``labels.delay_days`` (see :func:`labels_for_day`) and returns ``{"model", "ds",
+    "event_ds", "status", ...}``.
+    """
+    if spec.labels is None:
+        raise ValueError(f"{spec.name}: the spec has no labels section")
+    day = lake.as_date(ds)
+    event_day = day - dt.timedelta(days=spec.labels.delay_days)
+    return {"ds": day.isoformat()} | labels_for_day(spec, event_day)
+
+
+def labels_for_day(spec: ModelSpec, event_day: str | dt.date) -> dict[str, Any]:
+    """Read the labels of ``event_day`` from ``labels.source`` and keep them in the lake.
+
+    The labels (join key and target) go to ``labels/ds=<event day>`` whether or not that
+    day was scored: training reads them from there, so a model whose labels only ever
+    arrive on their own can still train its first version. When the day was scored, the
+    labels are joined with its predictions and the champion's realised metric (concept
+    drift) goes to ``reports/concept/ds=<event day>/summary.json``.
 
     Returns:
-        ``{"model", "ds", "event_ds", "status", ...}``: ``status`` is ``joined`` (with
-        ``rows``, ``labels_path``, ``model_version`` and the ``concept`` section),
-        ``not_arrived`` (nothing at the source yet) or ``no_predictions`` (day D was not scored).
+        ``{"model", "event_ds", "status", ...}``: ``status`` is ``joined`` (scored day:
+        with ``rows``, ``predictions_rows``, ``model_version`` and the ``concept``
+        section), ``stored`` (kept for training; the day has no predictions to measure)
+        or ``not_arrived`` (nothing at the source yet).
 
     Raises:
         LabelsError: the labels lack the join key or the target column, or repeat a key.
@@ -124,13 +141,8 @@ def collect_labels(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
 
     if spec.labels is None:
         raise ValueError(f"{spec.name}: the spec has no labels section")
-    day = lake.as_date(ds)
-    event_day = day - dt.timedelta(days=spec.labels.delay_days)
-    out: dict[str, Any] = {"model": spec.name, "ds": day.isoformat(), "event_ds": event_day.isoformat()}
-    preds_path = lake.data_file(spec.name, "predictions", event_day)
-    if not preds_path.exists():
-        log.info("%s: no predictions for %s, so no labels to join", spec.name, event_day)
-        return out | {"status": "no_predictions"}
+    event_day = lake.as_date(event_day)
+    out: dict[str, Any] = {"model": spec.name, "event_ds": event_day.isoformat()}
     try:
         labels, lineage = ingestion.read_frame(spec, event_day, spec.labels.source, where="labels.source")
     except ingestion.SourceMissing as exc:
@@ -147,6 +159,11 @@ def collect_labels(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
     if repeated:
         raise LabelsError(f"{spec.name}: the labels of {event_day} repeat {key} {repeated[:5]} "
                           f"({len(repeated)} key(s)); one label per row, please")
+    preds_path = lake.data_file(spec.name, "predictions", event_day)
+    if not preds_path.exists():
+        target_path = lake.write_parquet(lake.data_file(spec.name, "labels", event_day), labels)
+        log.info("%s: kept %s labels of %s for training (the day was not scored)", spec.name, len(labels), event_day)
+        return out | {"status": "stored", "labels_rows": len(labels), "labels_path": str(target_path), **lineage}
     preds = pd.read_parquet(preds_path, engine="pyarrow")
     rows = preds[[spec.entity_id, "prediction", "model_version"]]
     if key != spec.entity_id:
@@ -154,8 +171,10 @@ def collect_labels(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
         rows = rows.merge(validated[[spec.entity_id, key]], on=spec.entity_id, how="inner")
     if rows[key].dtype != labels[key].dtype:  # e.g. ids that a CSV read as numbers
         rows, labels = rows.assign(**{key: rows[key].astype(str)}), labels.assign(**{key: labels[key].astype(str)})
-    joined = rows.merge(labels, on=key, how="inner")
-    target_path = lake.write_parquet(lake.data_file(spec.name, "labels", event_day), joined)
+    # Every label is kept (training wants them all); the scored ones carry their prediction.
+    kept = labels.merge(rows, on=key, how="left")
+    target_path = lake.write_parquet(lake.data_file(spec.name, "labels", event_day), kept)
+    joined = kept[kept["prediction"].notna()]
     version = int(joined["model_version"].mode().iloc[0]) if len(joined) else int(preds["model_version"].iloc[0])
     concept = concept_metrics(spec, joined, version)
     summary = out | {

@@ -128,16 +128,20 @@ def clear_runs(spec: ModelSpec) -> None:
 
 
 def seed_history(spec: ModelSpec, days: list[dt.date]) -> int:
-    """Ingest and validate history days with the stage functions (no scoring: there is
-    no model yet). Returns the number of validated days."""
-    from mlops_lifecycle import ingestion, validation
+    """Ingest and validate history days (and keep their labels) with the stage functions,
+    as ``mlops ingest-history`` does; no scoring, there is no model yet. Returns the
+    number of validated days.
 
-    ok = 0
-    for day in days:
-        ingestion.ingest(spec, day)
-        validation.validate_partition(spec, day)
-        ok += 1
-    return ok
+    Raises:
+        RuntimeError: a history day was not validated (the replay needs all of them).
+    """
+    from mlops_lifecycle import scaffold
+
+    results = scaffold.ingest_history(spec, days)
+    bad = [r for r in results if r["status"] != "validated"]
+    if bad:
+        raise RuntimeError(f"{spec.name}: history days not validated: {bad}")
+    return len(results)
 
 
 def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:

@@ -831,19 +831,27 @@ def ingest_history(spec: ModelSpec, days: list[dt.date], *, docs: bool = False) 
     first training has a window to train on before any DAG runs.
 
     Every day is tried; a missing file or a rejected batch is reported (and quarantined,
-    as the daily DAG would) without stopping the others. Returns one
-    ``{"ds", "status", "rows", "detail"}`` per day, status ``validated``, ``missing``,
-    ``unreadable`` or ``rejected``.
+    as the daily DAG would) without stopping the others. With a ``labels`` section, each
+    validated day's labels are read from their own source and kept for training (the
+    history is old enough for them to have arrived). Returns one
+    ``{"ds", "status", "rows", "labels", "detail"}`` per day, status ``validated``,
+    ``missing``, ``unreadable`` or ``rejected``; ``labels`` is the labels' status
+    (``stored``, ``not_arrived``) or None without a labels section.
     """
-    from mlops_lifecycle import ingestion, validation
+    from mlops_lifecycle import ingestion, monitoring, validation
 
     out: list[dict[str, Any]] = []
     for day in days:
-        row: dict[str, Any] = {"ds": day.isoformat(), "rows": None, "detail": ""}
+        row: dict[str, Any] = {"ds": day.isoformat(), "rows": None, "labels": None, "detail": ""}
         try:
             ingestion.ingest(spec, day)
             result = validation.validate_partition(spec, day, docs=docs)
             row.update(status="validated", rows=result["rows"])
+            if spec.labels is not None:
+                try:
+                    row["labels"] = monitoring.labels_for_day(spec, day)["status"]
+                except (monitoring.LabelsError, ingestion.SourceUnreadable, ingestion.SourceFailed) as exc:
+                    row.update(labels="broken", detail=f"labels: {str(exc).splitlines()[0]}")
         except ingestion.SourceMissing as exc:
             row.update(status="missing", detail=str(exc))
         except ingestion.SourceUnreadable as exc:

@@ -1,10 +1,12 @@
-"""Late labels through the real daily DAG: batches without labels, labels a day later.
+"""Late labels through the real daily DAG: batches never carry labels, which arrive on their own.
 
-History arrives labelled (the first model trains on it); from day 1 the daily files carry
-no target column and each day's labels are delivered as a CSV file of their own one day
-later (``labels.delay_days: 1``). Day 1 trains v1; day 2 is scored; the labels of day 2
-contradict the model, so the run of day 3 collects them, finds the metric fell beyond
-``drift.max_metric_drop`` and queues a retraining with the concept evidence in its conf.
+No daily file, history included, has the target column: each day's labels are a CSV
+file of their own (``labels.delay_days: 1``). The history's labels have arrived and are
+kept when the history is ingested, so the first model trains on labels alone. Day 1
+trains v1; the labels of day 1 (not scored) are kept for training; day 2 is scored; the
+labels of day 2 contradict the model, so the run of day 3 collects them, finds the
+metric fell beyond ``drift.max_metric_drop`` and queues a retraining with the concept
+evidence in its conf.
 """
 
 from __future__ import annotations
@@ -42,22 +44,27 @@ def played(tmp_path_factory, airflow_db):
         template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
         late_delivery.write_landing(template, HISTORY + DAYS, rows=300)
         truth = {}
-        for d in DAYS:  # the daily feed has no labels; they come later, on their own
+        labels_dir = base / "data" / "labels"
+        for d in HISTORY + DAYS:  # the daily feed has no labels; they come on their own
             path = ingestion.source_path(spec, d)
             frame = pd.read_parquet(path)
             truth[d] = frame[[spec.entity_id, spec.target.column]]
             lake.write_parquet(path, frame.drop(columns=[spec.target.column]))
+            if d in HISTORY:  # the history's labels arrived long ago
+                lake.write_text(labels_dir / f"{d}.csv", truth[d].to_csv(index=False))
         replay.seed_history(spec, HISTORY)
         dags = replay.load_dags(spec)
         replay.clear_runs(spec)
         daily = dags[dag_factory.dag_id(spec.name, "daily")]
         retrain_id = dag_factory.dag_id(spec.name, "retrain")
 
-        out: dict = {"spec": spec, "tasks": {}, "labels": {}}
+        out: dict = {"spec": spec, "tasks": {}, "labels": {}, "truth": truth}
         for i, d in enumerate(DAYS):
+            if i == 1:  # the labels of day 1 arrive on day 2, true to the model
+                lake.write_text(labels_dir / f"{DAYS[0]}.csv", truth[DAYS[0]].to_csv(index=False))
             if i == 2:  # the labels of day 2 arrive on day 3, and the world has changed
                 flipped = truth[DAYS[1]].assign(**{spec.target.column: 1 - truth[DAYS[1]][spec.target.column]})
-                lake.write_text(base / "data" / "labels" / f"{DAYS[1]}.csv", flipped.to_csv(index=False))
+                lake.write_text(labels_dir / f"{DAYS[1]}.csv", flipped.to_csv(index=False))
             dr = daily.test(logical_date=dt.datetime.combine(d, dt.time(), tzinfo=dt.UTC))
             out["tasks"][d] = {ti.task_id: str(ti.state).replace("TaskInstanceState.", "") for ti in dr.get_task_instances()}
             out["labels"][d] = dr.get_task_instance("collect_labels").xcom_pull(task_ids="collect_labels")
@@ -68,13 +75,29 @@ def played(tmp_path_factory, airflow_db):
         yield out
 
 
+def test_first_model_trains_on_labels_that_only_ever_arrived_on_their_own(played):
+    from mlops_lifecycle import lake, registry
+
+    spec = played["spec"]
+    v1 = registry.get_version(spec, 1)
+    assert v1.tags["trigger.reason"] == "no_champion" and v1.tags["status"] in {"champion", "retired"}
+    # The window is the history plus day 1, whose labels had not arrived: it trained on the history's.
+    assert v1.tags["data.partitions"].split(",") == [d.isoformat() for d in [*HISTORY, DAYS[0]]]
+    # Every history day's labels were kept in the lake, as delivered.
+    assert lake.partitions(spec.name, "labels")[: len(HISTORY)] == HISTORY
+    kept = pd.read_parquet(lake.data_file(spec.name, "labels", HISTORY[0]))
+    assert len(kept) == len(played["truth"][HISTORY[0]]) and "prediction" not in kept.columns
+
+
 def test_batches_without_labels_are_validated_and_scored(played):
     day2 = played["tasks"][DAYS[1]]
     assert day2["validate"] == "success" and day2["commit_predictions"] == "success", day2
 
 
 def test_labels_are_collected_delay_days_later_for_the_day_they_label(played):
-    assert played["labels"][DAYS[1]]["status"] == "no_predictions"  # day 1 was not scored (no champion yet)
+    stored = played["labels"][DAYS[1]]  # day 1 was not scored (no champion yet): kept for training
+    assert stored["status"] == "stored" and stored["event_ds"] == DAYS[0].isoformat()
+    assert stored["labels_rows"] == len(played["truth"][DAYS[0]])
     collected = played["labels"][DAYS[2]]
     assert collected["status"] == "joined" and collected["event_ds"] == DAYS[1].isoformat()
     assert collected["rows"] == collected["predictions_rows"] > 0
