@@ -8,12 +8,14 @@ everything inside the project folder so a fresh clone works with no set-up:
 - ``MLOPS_SPECS_DIR``: the folder of model specs (default ``<project>/dags/specs``).
 
 ``AIRFLOW_HOME`` is read by Airflow itself; the Makefile defaults it to ``<project>/.airflow``.
-Nothing here touches the network or a database: it only computes strings and paths.
+Nothing here touches the network or a database, and nothing runs at import time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -52,26 +54,93 @@ def mlflow_artifact_root() -> str | None:
     return (data_dir() / "mlflow" / "artifacts").as_uri()
 
 
-def code_version() -> str:
-    """The git commit of the code that runs (``MLOPS_CODE_VERSION`` wins, e.g. an image tag)."""
-    explicit = os.environ.get("MLOPS_CODE_VERSION")
-    if explicit:
-        return explicit
+def _git_commit() -> str | None:
+    """The commit HEAD points at, read from ``.git`` directly (no git binary needed)."""
     head = PROJECT_ROOT / ".git" / "HEAD"
     try:
         ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            ref_path = PROJECT_ROOT / ".git" / ref[5:]
-            if ref_path.exists():
-                return ref_path.read_text().strip()
-            packed = PROJECT_ROOT / ".git" / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.exists() else []:
-                if line.endswith(" " + ref[5:]):
-                    return line.split()[0]
-            return "unknown"
-        return ref
     except OSError:
+        return None
+    if not ref.startswith("ref: "):
+        return ref or None
+    ref_path = PROJECT_ROOT / ".git" / ref[5:]
+    try:
+        if ref_path.exists():
+            return ref_path.read_text().strip()
+        packed = PROJECT_ROOT / ".git" / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.exists() else []:
+            if line.endswith(" " + ref[5:]):
+                return line.split()[0]
+    except OSError:
+        return None
+    return None
+
+
+# The code whose version is recorded: the package and the DAG folder. A change in either
+# changes what a prediction or a model was made with.
+_CODE_DIRS = ("include", "dags")
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 of the package's and the DAG folder's Python sources, as loaded.
+
+    Model specs are not code: each model version and predictions manifest records its
+    own spec's hash (:meth:`ModelSpec.sha256`), so editing one model's spec does not
+    change the code version of another.
+
+    Computed once per process (the code a process runs does not change under it), and
+    always available: an image without ``.git`` still says exactly which code ran, and
+    two runs with the same commit but different uncommitted edits differ here.
+    """
+    digest = hashlib.sha256()
+    for top in _CODE_DIRS:
+        base = PROJECT_ROOT / top
+        files = sorted(p for p in base.rglob("*") if p.suffix == ".py" and p.is_file()
+                       and "__pycache__" not in p.parts and not any(part.endswith(".egg-info") for part in p.parts))
+        for path in files:
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _uncommitted_changes() -> bool | None:
+    """Whether the code folders differ from HEAD (None when git cannot tell)."""
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None or not (PROJECT_ROOT / ".git").exists():
+        return None
+    try:
+        out = subprocess.run([git, "-C", str(PROJECT_ROOT), "status", "--porcelain", "--", *_CODE_DIRS],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.strip())
+
+
+def git_commit() -> str | None:
+    """The git commit of the code (None outside a git checkout); see :func:`code_version`."""
+    return _git_commit()
+
+
+def code_version() -> str:
+    """The version of the code that runs.
+
+    ``MLOPS_CODE_VERSION`` wins (an image tag or the commit baked into an image); else
+    the git commit, with ``+dirty`` when the package or DAG folder has uncommitted
+    changes, since then the commit alone does not say what ran; ``unknown`` without
+    either. :func:`code_fingerprint` is recorded beside it and names the exact sources.
+    """
+    explicit = os.environ.get("MLOPS_CODE_VERSION")
+    if explicit:
+        return explicit
+    commit = _git_commit()
+    if commit is None:
         return "unknown"
+    return f"{commit}+dirty" if _uncommitted_changes() else commit
 
 
 def quiet_third_party() -> None:

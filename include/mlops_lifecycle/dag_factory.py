@@ -49,17 +49,29 @@ def _ds(context: dict[str, Any]) -> str:
 
 
 def _actor(context: dict[str, Any]) -> str:
-    """Who or what is acting: the DAG run, and the person who triggered it if any."""
+    """Who or what is acting: the DAG run, the user Airflow says triggered it, and the
+    requester the run's conf names.
+
+    The user comes from Airflow (the authenticated trigger) and is always recorded when
+    there is one; ``requested_by`` is whatever the conf says (the daily DAG names its own
+    run there) and is recorded beside it, never instead of it, so a conf cannot hide who
+    pressed the button.
+    """
     run = context["dag_run"]
     user = getattr(run, "triggering_user_name", None)
     conf = run.conf or {}
     requested = conf.get("requested_by")
     parts = [f"airflow:{run.dag_id}/{run.run_id}"]
+    if user:
+        parts.append(f"user={user}")
     if requested:
         parts.append(f"requested_by={requested}")
-    elif user:
-        parts.append(f"user={user}")
     return " ".join(parts)
+
+
+# Keys of the daily DAG's retraining request (monitoring.decide_retraining) kept as evidence.
+_EVIDENCE_KEYS = ("ds", "drift_share", "drifted_columns", "prediction_drift", "concept", "report_html",
+                  "champion_version")
 
 
 def _default_args(spec: ModelSpec) -> dict[str, Any]:
@@ -114,7 +126,9 @@ def build_daily(spec: ModelSpec) -> DAG:
         wait_s = spec.source.wait_timeout_minutes * 60
         poke_s = max(1.0, min(300.0, wait_s / 10))
 
-        @task.sensor(poke_interval=poke_s, timeout=wait_s + 2 * poke_s, mode="reschedule", retries=0)
+        # A timeout is final (AirflowSensorTimeout is never retried); a poke that errors (a
+        # source briefly unreachable) gets the spec's retries.
+        @task.sensor(poke_interval=poke_s, timeout=wait_s + 2 * poke_s, mode="reschedule")
         def wait_for_batch(**context) -> PokeReturnValue:
             from airflow.sdk.exceptions import AirflowSensorTimeout
 
@@ -128,7 +142,7 @@ def build_daily(spec: ModelSpec) -> DAG:
                 raise AirflowSensorTimeout(str(exc)) from exc
             return PokeReturnValue(is_done=found is not None, xcom_value=found)
 
-        @task(retries=0)
+        @task
         def ingest(arrived: dict, **context) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -280,7 +294,8 @@ def build_retrain(spec: ModelSpec) -> DAG:
         "promote": Param(
             "spec", type="string", enum=["spec", "auto", "manual"], title="Promotion",
             description=f"spec: follow the spec ({spec.promotion.mode}); auto: a winning challenger becomes champion "
-            "at once; manual: a winner waits as 'challenger' until approved with the approve DAG.",
+            "at once (not when the spec requires approval: then it still waits); manual: a winner waits as "
+            "'challenger' until approved with the approve DAG.",
         ),
         "force": Param(
             False, type="boolean", title="Force retrain",
@@ -314,16 +329,18 @@ def build_retrain(spec: ModelSpec) -> DAG:
 
         @task.short_circuit
         def has_new_data(window: dict, checked: dict, **context) -> bool:
-            """Skip training when the champion was trained on this exact data (unless forced)."""
-            from mlops_lifecycle import registry
+            """Skip training when a version was already trained on this exact data, spec and
+            code (a rerun, a retry, a second request): unless forced, nothing is registered twice."""
+            from mlops_lifecycle import training
 
             if context["params"]["force"]:
                 return True
-            champ = registry.champion(get_spec(name))
-            same = champ is not None and champ.tags.get("data.version") == window["data_version"]
-            if same:
-                logging.getLogger(__name__).info("champion v%s was trained on this data version; skipping", champ.version)
-            return not same
+            done = training.already_trained(get_spec(name), window)
+            if done is not None:
+                logging.getLogger(__name__).info(
+                    "v%s (status %s) was trained on this exact data, spec and code; skipping (force to train again)",
+                    done.version, done.tags.get("status"))
+            return done is None
 
         @task
         def train(window: dict, **context) -> dict:
@@ -335,6 +352,7 @@ def build_retrain(spec: ModelSpec) -> DAG:
                 "detail": conf.get("detail"),
                 "by": _actor(context),
                 "evidence_ds": conf.get("ds"),
+                "evidence": {k: conf[k] for k in _EVIDENCE_KEYS if conf.get(k) is not None},
             }
             return training.train_and_register(get_spec(name), window, trigger=trigger)
 

@@ -6,6 +6,7 @@ Pure functions on arrays and frames; the training stage logs what they return.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_lifecycle.spec import ModelSpec
@@ -85,3 +86,67 @@ def model_size_mb(model: Any) -> float:
     """Size of the serialised booster (UBJSON), in megabytes."""
     raw = model.get_booster().save_raw(raw_format="ubj")
     return len(raw) / 1e6
+
+
+def plots(spec: ModelSpec, y_true: np.ndarray, y_pred: np.ndarray, out_dir: Path) -> list[Path]:
+    """Holdout plots for the model's run, written as PNG files into ``out_dir``.
+
+    Classifiers: ROC curve, precision-recall curve and a calibration (reliability)
+    curve. Regressors: predicted against actual, and the residuals' histogram.
+    Returns the files written (none when the holdout is empty or has one class only).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    if len(y_true) == 0:
+        return []
+    figures: dict[str, Any] = {}
+    if spec.is_classifier:
+        if len(np.unique(y_true)) < 2:
+            return []
+        fpr, tpr, _ = skm.roc_curve(y_true, y_pred)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot(fpr, tpr, label=f"AUC {skm.roc_auc_score(y_true, y_pred):.3f}")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+        ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve (holdout)")
+        ax.legend(loc="lower right")
+        figures["roc_curve.png"] = fig
+        precision, recall, _ = skm.precision_recall_curve(y_true, y_pred)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot(recall, precision, label=f"AP {skm.average_precision_score(y_true, y_pred):.3f}")
+        ax.axhline(y_true.mean(), linestyle="--", color="grey", label="base rate")
+        ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve (holdout)")
+        ax.legend(loc="upper right")
+        figures["precision_recall_curve.png"] = fig
+        edges = np.linspace(0, 1, 11)
+        bins = np.clip(np.digitize(y_pred, edges[1:-1]), 0, 9)
+        filled = [b for b in range(10) if (bins == b).any()]
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.plot([y_pred[bins == b].mean() for b in filled], [y_true[bins == b].mean() for b in filled], marker="o")
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+        ax.set(xlabel="Mean predicted probability", ylabel="Observed rate", title="Calibration (holdout, 10 bins)")
+        figures["calibration.png"] = fig
+    else:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.scatter(y_true, y_pred, s=4, alpha=0.4)
+        low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+        ax.plot([low, high], [low, high], linestyle="--", color="grey")
+        ax.set(xlabel="Actual", ylabel="Predicted", title="Predicted vs actual (holdout)")
+        figures["predicted_vs_actual.png"] = fig
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.hist(y_pred - y_true, bins=40)
+        ax.set(xlabel="Residual (predicted - actual)", ylabel="Rows", title="Residuals (holdout)")
+        figures["residuals.png"] = fig
+    written = []
+    for name, fig in figures.items():
+        fig.tight_layout()
+        fig.savefig(out_dir / name)
+        plt.close(fig)
+        written.append(out_dir / name)
+    return written

@@ -245,6 +245,18 @@ def feature_columns(spec: ModelSpec) -> list[str]:
     return list(_COLUMNS_CACHE[key])
 
 
+def layout_digest(columns: list[str]) -> str:
+    """A short hash of a feature layout (names in order): what a model version records and
+    what scoring compares, so a model is never fed columns in another order or meaning."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(columns).encode()).hexdigest()[:16]
+
+
+class FeatureLayoutMismatch(ValueError):
+    """The spec's features no longer produce the layout a model version was trained on."""
+
+
 def build_features(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """The model inputs of validated rows as a DataFrame (float32 for the built-in
     encoding; the feature function's own dtypes otherwise), indexed like ``frame``.

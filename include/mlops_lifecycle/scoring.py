@@ -206,11 +206,39 @@ def champion_info(spec: ModelSpec) -> dict[str, Any] | None:
 
 
 def _load(spec: ModelSpec, version: str | int) -> tuple[Any, Any]:
-    """The registered version's metadata and its XGBoost Booster."""
+    """The registered version's metadata and its XGBoost Booster.
+
+    Raises:
+        features.FeatureLayoutMismatch: the spec's features no longer make the columns
+            the version was trained on (XGBoost would score shifted columns silently).
+    """
     mv = registry.get_version(spec, version)
     registry.client()
-    model = _cached_model(config.mlflow_tracking_uri(), spec.model_name, str(mv.version))
-    return mv, model.get_booster()
+    booster = _cached_model(config.mlflow_tracking_uri(), spec.model_name, str(mv.version)).get_booster()
+    check_layout(spec, mv, booster)
+    return mv, booster
+
+
+def check_layout(spec: ModelSpec, mv: Any, booster: Any) -> None:
+    """Refuse to score with a version whose feature layout is not the spec's current one.
+
+    Compares the column count always, and the names in order when the version recorded
+    them (tag ``features.sha256``, booster feature names).
+    """
+    cols = features.feature_columns(spec)
+    trained = list(booster.feature_names or [])
+    recorded = mv.tags.get("features.sha256")
+    if booster.num_features() == len(cols) and (recorded is None or recorded == features.layout_digest(cols)):
+        return
+    added = [c for c in cols if trained and c not in trained]
+    gone = [c for c in trained if c not in cols]
+    detail = (f"added {added}, removed {gone}" if (added or gone) else "same columns in another order") if trained else (
+        f"{booster.num_features()} columns trained, {len(cols)} now")
+    raise features.FeatureLayoutMismatch(
+        f"{spec.model_name} v{mv.version} was trained on another feature layout than spec {spec.name!r} now "
+        f"makes ({detail}); scoring it would feed the trees the wrong columns. Retrain (the {spec.name}__retrain DAG "
+        "with force) or restore the spec's features."
+    )
 
 
 # ---- streaming scoring -----------------------------------------------------------------
@@ -350,6 +378,7 @@ def _publish(spec: ModelSpec, ds: str | dt.date, mv: Any, airflow_run_id: str, f
             "chunks": chunks,
             **lineage,
             "code_version": config.code_version(),
+            "code_fingerprint": config.code_fingerprint(),
             "predictions_path": str(final),
         })
         lake.write_json(tmp / "manifest.json", manifest)

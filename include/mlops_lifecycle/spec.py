@@ -479,6 +479,13 @@ class ModelSpec(_Strict):
     def feature(self, name: str) -> FeatureSpec:
         return next(f for f in self.features if f.name == name)
 
+    def sha256(self) -> str:
+        """Content hash of the parsed spec (every field, defaults included): what a model
+        version and a day's predictions record to say which spec made them."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
 
 def _format_validation_error(path: Path, err: ValidationError) -> str:
     lines = [f"invalid model spec {path}:"]

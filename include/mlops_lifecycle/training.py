@@ -31,6 +31,28 @@ class InsufficientData(RuntimeError):
     """The training window holds too few days or labelled rows to train on."""
 
 
+class PromotionBlocked(RuntimeError):
+    """The challenger cannot be compared with the champion; nothing was promoted."""
+
+
+def training_fingerprint(spec: ModelSpec, data_version: str) -> str:
+    """What makes two trainings the same: the data version, the spec and the code.
+
+    Recorded on every version (tag ``training.fingerprint``) so that a rerun of the same
+    retraining (a retried task, a cleared run, a second trigger) does not register the
+    same model twice.
+    """
+    payload = {"data_version": data_version, "spec": spec.sha256(), "code": config.code_fingerprint()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def already_trained(spec: ModelSpec, window: dict[str, Any]) -> Any | None:
+    """The registered version trained on exactly this window's data, spec and code, if any."""
+    wanted = training_fingerprint(spec, window["data_version"])
+    same = [v for v in registry.versions(spec) if v.tags.get("training.fingerprint") == wanted]
+    return same[-1] if same else None
+
+
 # ---- 1. window --------------------------------------------------------------
 
 
@@ -179,18 +201,69 @@ def _importance_plot(model: Any, columns: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def train_and_register(
-    spec: ModelSpec, window: dict[str, Any], *, trigger: dict[str, Any], params_override: dict | None = None
-) -> dict[str, Any]:
+def _jsonable(value: Any) -> Any:
+    """``value`` with anything JSON cannot hold (dates, numpy scalars) turned into text."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _trigger_tags(trigger: dict[str, Any], window: dict[str, Any]) -> dict[str, str]:
+    """Who or what asked for this training, and on what evidence, as version tags.
+
+    The full evidence (drifted columns, concept metrics, report path) is also logged as
+    ``trigger/trigger.json`` on the run; the tags hold what the registry UI should show.
+    """
+    evidence = trigger.get("evidence") or {}
+    tags = {
+        "trigger.reason": str(trigger.get("reason") or "manual"),
+        "trigger.by": str(trigger.get("by") or "unknown"),
+        "trigger.window_end": str(window["end_ds"]),
+        "trigger.ds": str(trigger.get("evidence_ds") or window["end_ds"]),
+    }
+    if trigger.get("detail"):
+        tags["trigger.detail"] = str(trigger["detail"])[:4900]
+    for key in ("drift_share", "drifted_columns", "prediction_drift", "report_html", "champion_version"):
+        if evidence.get(key) is not None:
+            value = evidence[key]
+            tags[f"trigger.{key}"] = (json.dumps(value) if isinstance(value, list | dict) else str(value))[:4900]
+    concept = evidence.get("concept") or {}
+    if concept.get("metric") and concept.get("value") is not None:
+        tags["trigger.concept"] = f"{concept['metric']}={concept['value']:.4f} (holdout {concept.get('baseline')})"
+    return tags
+
+
+def _undecided_version(spec: ModelSpec, window: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of a version registered from this exact training but never compared
+    (its process died after registering it), so a retry resumes instead of registering twice."""
+    import mlflow.artifacts
+
+    done = already_trained(spec, window)
+    if done is None or done.tags.get("status") != "candidate":
+        return None
+    summary = mlflow.artifacts.load_dict(f"runs:/{done.run_id}/training/summary.json")
+    holdout = Path(summary["holdout_path"])
+    if not holdout.exists():  # judged on the rows the run logged, wherever the lake copy went
+        local = mlflow.artifacts.download_artifacts(run_id=done.run_id, artifact_path=f"data/{holdout.name}")
+        holdout = lake.write_bytes(holdout, Path(local).read_bytes())
+    log.info("%s v%s was registered from this training and never compared: resuming with it", spec.model_name,
+             done.version)
+    return {**summary, "version": str(done.version), "run_id": done.run_id, "holdout_path": str(holdout)}
+
+
+def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict[str, Any]) -> dict[str, Any]:
     """Fit a challenger on the assembled window, test it, log it to MLflow and register it.
 
     Logged: XGBoost params, split dates and sizes, validation and holdout metrics,
     per-slice metrics, latency and size, the data version (partitions and hashes),
-    the code version, the spec, a signature and input example, a feature-importance
-    plot, the holdout and the drift reference sample. The new version is tagged with
-    who or what triggered it and why.
+    the code version and fingerprint, the spec and its hash, the feature layout, a
+    signature and input example, evaluation plots, the holdout and the drift reference
+    sample, and the trigger with its evidence. The version is registered last, with all
+    its tags at once. A retry after a crash that came after the registration resumes
+    with that version instead of registering the same training twice.
     """
     config.quiet_third_party()
+    resumed = _undecided_version(spec, window)
+    if resumed is not None:
+        return resumed
     import tempfile
 
     import mlflow
@@ -205,7 +278,7 @@ def train_and_register(
     cols = features.feature_columns(spec)
     x_train, x_val, x_hold = (features.build_matrix(spec, split[k]) for k in ("train", "validation", "holdout"))
     y = {k: split[k][spec.target.column].to_numpy() for k in ("train", "validation", "holdout")}
-    params = {**spec.training.xgboost, **(params_override or {})}
+    params = dict(spec.training.xgboost)
     model = _estimator(spec, params)
     model.fit(x_train, y["train"], eval_set=[(x_val, y["validation"])], verbose=False)
     _keep_best_trees(model)
@@ -253,64 +326,107 @@ def train_and_register(
         mlflow.log_metrics({"latency_ms_per_1k_rows": latency, "model_size_mb": size_mb})
         for value, m in slices.items():
             mlflow.log_metric(f"slice.{spec.training.slice_column}.{value}.{spec.promotion.metric}", m[spec.promotion.metric])
+        commit = config.git_commit()
         tags = {
             "data.version": window["data_version"],
             "data.partitions": ",".join(p["ds"] for p in window["partitions"]),
             "data.rows": str(window["rows"]),
             "code.version": config.code_version(),
-            "mlflow.source.git.commit": config.code_version(),
+            "code.fingerprint": config.code_fingerprint(),
+            **({"mlflow.source.git.commit": commit} if commit else {}),
             "spec.name": spec.name,
-            "trigger.reason": str(trigger.get("reason", "manual")),
-            "trigger.by": str(trigger.get("by", "unknown")),
-            "trigger.ds": str(window["end_ds"]),
+            "spec.sha256": spec.sha256(),
+            "features.sha256": features.layout_digest(cols),
+            "training.fingerprint": training_fingerprint(spec, window["data_version"]),
+            **_trigger_tags(trigger, window),
         }
         mlflow.set_tags(tags)
         mlflow.log_dict(window, "data/window.json")
         mlflow.log_dict(json.loads(spec.model_dump_json()), "spec/spec.json")
+        mlflow.log_dict({"columns": cols}, "features/columns.json")
+        mlflow.log_dict(_jsonable(trigger), "trigger/trigger.json")
         mlflow.log_dict({"slices": slices, "tests": tests, "latency_ms_per_1k_rows": latency, "model_size_mb": size_mb}, "evaluation/model_tests.json")
         with tempfile.TemporaryDirectory() as tmp:
             _importance_plot(model, cols, Path(tmp) / "feature_importance.png")
-            mlflow.log_artifact(str(Path(tmp) / "feature_importance.png"), "evaluation")
+            for plot in [Path(tmp) / "feature_importance.png",
+                         *evaluation.plots(spec, y["holdout"], pred_hold, Path(tmp))]:
+                mlflow.log_artifact(str(plot), "evaluation")
             reference.to_parquet(Path(tmp) / "reference.parquet", index=False)
             mlflow.log_artifact(str(Path(tmp) / "reference.parquet"), "reference")
         mlflow.log_artifact(str(holdout_path), "data")
         example = pd.DataFrame(x_hold[:5], columns=cols)
+        # The booster carries its column names, so whoever loads it from the registry knows the layout.
+        model.get_booster().feature_names = list(cols)
         info = mlflow.xgboost.log_model(
             model,
             name="model",
             signature=infer_signature(example, pred_hold[:5]),
             input_example=example,
-            registered_model_name=spec.model_name,
             pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}"],
         )
-        version = str(info.registered_model_version)
-    c = registry.client()
-    version_tags = {
-        "status": "candidate",
-        **{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
-        f"holdout_{spec.promotion.metric}": f"{hold_metrics[spec.promotion.metric]:.6f}",
-    }
-    for key, value in version_tags.items():
-        c.set_model_version_tag(spec.model_name, version, key, value)
+        # Registered last, with every tag in the same call: a process killed at any earlier
+        # point leaves an unfinished run and no version; a version never exists without
+        # its status, lineage and trigger.
+        version_tags = {
+            "status": "candidate",
+            **{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+            f"holdout_{spec.promotion.metric}": f"{hold_metrics[spec.promotion.metric]:.6f}",
+        }
+        summary = {
+            "model": spec.name,
+            "run_id": run.info.run_id,
+            "holdout_path": str(holdout_path),
+            "holdout_metrics": hold_metrics,
+            "validation_metrics": val_metrics,
+            "slices": slices,
+            "tests": tests,
+            "latency_ms_per_1k_rows": latency,
+            "model_size_mb": size_mb,
+            "split": split["dates"],
+            "trigger": _jsonable(trigger),
+        }
+        mlflow.log_dict(summary, "training/summary.json")
+        mv = mlflow.register_model(info.model_uri, spec.model_name, tags=version_tags)
+        version = str(mv.version)
+    # A cache of the run's reference artifact (monitoring fetches it from MLflow when absent).
     lake.write_parquet(lake.reference_file(spec.name, version), reference)
     log.info("registered %s v%s (run %s) holdout %s", spec.model_name, version, run.info.run_id, hold_metrics)
-    return {
-        "model": spec.name,
-        "version": version,
-        "run_id": run.info.run_id,
-        "holdout_path": str(holdout_path),
-        "holdout_metrics": hold_metrics,
-        "validation_metrics": val_metrics,
-        "slices": slices,
-        "tests": tests,
-        "latency_ms_per_1k_rows": latency,
-        "model_size_mb": size_mb,
-        "split": split["dates"],
-        "trigger": trigger,
-    }
+    return {**summary, "version": version}
 
 
 # ---- 3. compare and promote -------------------------------------------------------
+
+
+def _matrix_for_version(spec: ModelSpec, mv: Any, frame: Any, matrix: Any) -> Any:
+    """The feature matrix a registered version expects for ``frame``.
+
+    ``matrix`` (built with the current spec) when the version was trained on the same
+    layout; otherwise the version's own logged spec builds it, so a champion trained
+    before a feature was added is still judged on the same rows with its own inputs.
+
+    Raises:
+        PromotionBlocked: the version's layout cannot be rebuilt from these rows.
+    """
+    recorded = mv.tags.get("features.sha256")
+    if recorded is None or recorded == features.layout_digest(features.feature_columns(spec)):
+        return matrix
+    import mlflow.artifacts
+
+    from mlops_lifecycle.spec import ModelSpec as _ModelSpec
+
+    try:
+        own = _ModelSpec.model_validate(mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/spec/spec.json"))
+        rebuilt = features.build_matrix(own, frame)
+    except Exception as exc:  # any failure here means the comparison cannot be fair
+        raise PromotionBlocked(
+            f"{spec.model_name}: champion v{mv.version} was trained on another feature layout and cannot be scored "
+            f"on the challenger's holdout ({exc}); nothing was promoted. Review the challenger and promote it "
+            f"by hand if it is right: `mlops rollback {spec.name} --to-version N --reason ...`"
+        ) from exc
+    if features.layout_digest(features.feature_columns(own)) != recorded:
+        raise PromotionBlocked(f"{spec.model_name}: champion v{mv.version}'s logged spec does not rebuild its "
+                               "feature layout; nothing was promoted")
+    return rebuilt
 
 
 def compare_and_promote(
@@ -332,7 +448,8 @@ def compare_and_promote(
     champ = registry.champion(spec)
     champ_pred = None
     if champ is not None:
-        champ_pred = evaluation.predict(spec, registry.load_model(spec, champ.version), matrix)
+        champ_pred = evaluation.predict(spec, registry.load_model(spec, champ.version),
+                                        _matrix_for_version(spec, champ, holdout, matrix))
     evidence = promotion.evaluate_pair(spec, holdout, challenger_pred, champ_pred)
     champ_metrics = evidence["champion_metrics"]
     decision = promotion.decide(
@@ -362,6 +479,13 @@ def compare_and_promote(
         )
     why = f"{trained['trigger'].get('reason', 'manual')}: {decision.summary}"
     wants_auto = spec.promotion.mode == "auto" if auto_promote is None else auto_promote
+    if spec.promotion.mode == "manual" and wants_auto:
+        # The spec's manual mode is a rule of the model's owners: a run's form may make
+        # promotion stricter (auto -> manual), never skip an approval the spec requires.
+        log.warning("%s: promotion.mode is manual in the spec; the run asked for auto, the winner waits for approval",
+                    spec.name)
+        wants_auto = False
+        why += " (the run asked for automatic promotion; the spec requires approval)"
     if not decision.promote:
         registry.reject(spec, trained["version"], actor=actor, reason=why)
         outcome = "rejected"

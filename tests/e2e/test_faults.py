@@ -8,6 +8,9 @@ and XGBoost.
   waited for and how long; a file that arrives during the wait is picked up.
 - SIGKILL of a scoring process mid-write: no partial output is visible, the old output
   (if any) survives whole, and the retry writes exactly the bytes of an uninterrupted run.
+- SIGKILL of a training process while it logs its run or its model: no version exists
+  without its tags, no alias moves, and the retry registers exactly one version, the
+  same model an uninterrupted run makes.
 - An unreachable MLflow server fails the task after the spec's retries, naming the URI,
   and promotes nothing.
 """
@@ -387,6 +390,103 @@ def test_sigkill_of_a_mapped_scoring_task_and_its_retry(world, big_day):
     retried = [scoring.score_chunk(spec, day, c, version=version, airflow_run_id=run_id) for c in chunks]
     scoring.commit_predictions(spec, day, retried, version=version, airflow_run_id=run_id)
     assert (final.read_bytes(), manifest.read_bytes()) == clean
+
+
+TRAIN = """
+import json, sys
+from mlops_lifecycle import training
+from mlops_lifecycle.spec import get_spec
+spec = get_spec("late_delivery")
+window = training.assemble_window(spec, sys.argv[1])
+trained = training.train_and_register(spec, window, trigger={"reason": "fault test", "by": "pytest"})
+print(json.dumps({"version": trained["version"]}))
+"""
+# What every registered version must carry from the moment it exists.
+VERSION_TAGS = ("status", "trigger.reason", "trigger.by", "data.version", "training.fingerprint", "features.sha256")
+
+
+def _train_process(end: dt.date) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+    return subprocess.Popen([sys.executable, "-c", TRAIN, end.isoformat()], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _kill_when(proc: subprocess.Popen, appeared: Callable[[], bool], timeout: float = 300) -> int:
+    """SIGKILL ``proc`` as soon as ``appeared()`` holds; return its exit code."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the training process ended before it could be killed: {proc.stderr.read()[-2000:]}")
+        if appeared():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            return proc.returncode
+        time.sleep(0.002)
+    proc.kill()
+    raise AssertionError("the kill point was never reached")
+
+
+def _artifacts_named(base: Path, name: str, since: float) -> bool:
+    return any(p.stat().st_mtime >= since for p in base.rglob(name)) if base.exists() else False
+
+
+def test_sigkill_of_training_never_leaves_a_half_registered_version_and_the_retry_registers_once(world):
+    """Kill the training process while it logs its run, and while it logs the model: no
+    version appears without its tags, the champion is untouched, and the retry registers
+    exactly one version, the same model an uninterrupted training makes."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_lifecycle import features, lake, registry, training
+
+    spec = world["spec"]
+    end = HISTORY[-1]
+    # An uninterrupted training of the same window: the reference. Marked decided, so the
+    # runs below train afresh instead of resuming with it.
+    reference = training.train_and_register(spec, training.assemble_window(spec, end), trigger={"reason": "reference"})
+    registry.reject(spec, reference["version"], actor="pytest", reason="reference run of the fault test")
+    before = registry_state(spec)
+    artifacts = world["base"] / "data" / "mlflow" / "artifacts"
+
+    def complete_versions() -> None:
+        for v in registry.versions(spec):
+            missing = [t for t in VERSION_TAGS if not v.tags.get(t)]
+            assert not missing, f"v{v.version} exists without {missing}"
+
+    # 1. Killed while the run logs its evaluation: no new version at all.
+    started = time.time()
+    code = _kill_when(_train_process(end), lambda: _artifacts_named(artifacts, "model_tests.json", started))
+    assert code == -signal.SIGKILL
+    assert registry_state(spec) == before
+    # 2. Killed while the model itself is being logged: still no version, or a complete one.
+    started = time.time()
+    code = _kill_when(_train_process(end), lambda: _artifacts_named(artifacts, "MLmodel", started))
+    assert code == -signal.SIGKILL
+    complete_versions()
+    assert registry_state(spec)["aliases"] == before["aliases"]
+
+    # 3. The retry (Airflow's next try of the task) registers exactly one version.
+    proc = _train_process(end)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    after = registry_state(spec)
+    new = [v for v in after["versions"] if v not in before["versions"]]
+    assert len(new) == 1, new
+    assert after["aliases"] == before["aliases"], "training alone never moves an alias"
+    complete_versions()
+    retried = json.loads(out.strip().splitlines()[-1])["version"]
+    assert retried == str(new[0][0]) and registry.get_version(spec, retried).tags["status"] == "candidate"
+    # 4. ...and it is the model an uninterrupted run makes: same holdout score, same predictions.
+    ref_v, new_v = registry.get_version(spec, reference["version"]), registry.get_version(spec, retried)
+    assert new_v.tags[f"holdout_{spec.promotion.metric}"] == ref_v.tags[f"holdout_{spec.promotion.metric}"]
+    rows = pd.read_parquet(lake.data_file(spec.name, "validated", end))
+    matrix = features.build_matrix(spec, rows)
+    np.testing.assert_array_equal(registry.load_model(spec, retried).get_booster().inplace_predict(matrix),
+                                  registry.load_model(spec, reference["version"]).get_booster().inplace_predict(matrix))
+    # 5. Run again after a crash that came after registration: it resumes, nothing new.
+    assert training.train_and_register(spec, training.assemble_window(spec, end), trigger={})["version"] == retried
+    assert registry_state(spec)["versions"] == after["versions"]
+    registry.reject(spec, retried, actor="pytest", reason="fault test done")
 
 
 def test_rerunning_a_day_through_the_dag_is_idempotent(world):

@@ -20,20 +20,25 @@ pytestmark = pytest.mark.e2e
 
 START = dt.date(2026, 3, 1)
 HISTORY = [START - dt.timedelta(days=i) for i in range(12, 0, -1)]
-DAYS = [START + dt.timedelta(days=i) for i in range(6)]
+DAYS = [START + dt.timedelta(days=i) for i in range(7)]
 CORRUPT = DAYS[1]  # day 2
 SHIFT = DAYS[2]  # day 3 on
+# Drift must last three days (days 3-5) before retraining: then the challenger trains on a
+# shifted day, stops early on the next and is judged against the champion on the third.
+DRIFT_DAYS = 3
+TRIGGER = DAYS[2 + DRIFT_DAYS - 1]  # day 5
 
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory, airflow_db):
-    """Play six days: history seeded, day 1 trains v1, day 2 corrupted, shift from day 3."""
+    """Play seven days: history seeded, day 1 trains v1, day 2 corrupted, shift from day 3,
+    retraining on day 5, days 6-7 in the cooldown."""
     base = tmp_path_factory.mktemp("lifecycle")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
         mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        write_small_spec(base / "specs")
+        write_small_spec(base / "specs", retraining={"drift_days_required": DRIFT_DAYS})
 
         from mlops_lifecycle import dag_factory, ingestion, lake, replay
         from mlops_lifecycle.examples import late_delivery
@@ -139,43 +144,80 @@ def test_drift_is_reported_for_every_scored_day(scenario):
 
 
 def test_drift_triggers_exactly_one_retraining_with_evidence(scenario):
-    # drift_days_required is 2: day 3 drifts but waits; day 4 triggers; day 5 is in cooldown.
-    assert _task(scenario, DAYS[2], "trigger_retraining") == "skipped"
-    assert _task(scenario, DAYS[3], "trigger_retraining") == "success"
-    queued = scenario["queued"][DAYS[3]]
+    # drift_days_required is 3: days 3 and 4 drift but wait; day 5 triggers; days 6-7 are in cooldown.
+    for d in (DAYS[2], DAYS[3]):
+        assert _task(scenario, d, "trigger_retraining") == "skipped"
+    assert _task(scenario, TRIGGER, "trigger_retraining") == "success"
+    queued = scenario["queued"][TRIGGER]
     assert len(queued) == 1
     conf = queued[0]["conf"]
-    assert conf["reason"] == "data_drift" and conf["ds"] == DAYS[3].isoformat()
+    assert conf["reason"] == "data_drift" and conf["ds"] == TRIGGER.isoformat()
     assert conf["drift_share"] >= 0.3 and "traffic_index" in conf["drifted_columns"]
     assert conf["report_html"].endswith("report.html")
-    for d in (DAYS[4], DAYS[5]):
+    for d in (DAYS[5], DAYS[6]):
         assert _task(scenario, d, "trigger_retraining") == "skipped"
     retrains = [r for d in DAYS for r in scenario["days"][d]["retrain"]]
     assert [r["conf"]["reason"] for r in retrains] == ["no_champion", "data_drift"]
 
 
-def test_challenger_is_promoted_only_if_it_beats_champion_on_same_holdout(scenario):
-    from mlops_lifecycle import registry
+def test_drift_challenger_beats_champion_on_same_holdout_and_scores_the_following_days(scenario):
+    import mlflow
+
+    from mlops_lifecycle import lake, registry
 
     spec = scenario["spec"]
     v2 = registry.get_version(spec, 2)
     assert v2.tags["trigger.reason"] == "data_drift"
+    run = mlflow.get_run(v2.run_id)
+    # Both models were scored on the challenger's holdout rows (the shifted regime)...
+    assert run.data.tags["promotion.compared_with"] == "v1"
+    new, old = run.data.metrics["holdout_roc_auc"], run.data.metrics["champion_holdout_roc_auc"]
+    # ...and the challenger cleared every rule: floor, margin and the paired noise test.
+    assert new >= spec.promotion.floor and new - old >= spec.promotion.margin, (new, old)
+    assert run.data.metrics["promotion.p_value"] <= spec.promotion.significance
+    assert run.data.tags["promotion.decision"] == "promote"
+    assert v2.tags["status"] == "champion" and str(registry.champion(spec).version) == "2"
+    assert registry.get_version(spec, 1).tags["status"] == "retired"
+    promoted = [e for e in registry.audit_log(spec) if e["to_version"] == "2"]
+    assert promoted and promoted[0]["action"] == "promote" and promoted[0]["from_version"] == "1"
+    assert "beats champion" in promoted[0]["reason"]
+    # Days scored after the retraining carry the new version.
+    for d in (DAYS[5], DAYS[6]):
+        later = pd.read_parquet(lake.data_file(spec.name, "predictions", d))
+        assert set(later["model_version"]) == {2}
+
+
+def test_drift_challenger_records_the_evidence_that_triggered_it(scenario):
     import mlflow
 
-    run = mlflow.get_run(v2.run_id)
-    new, old = run.data.metrics["holdout_roc_auc"], run.data.metrics["champion_holdout_roc_auc"]
-    beats = new - old >= spec.promotion.margin and new >= spec.promotion.floor
-    # The noise rule: the gain must hold in all but `significance` of paired resamples.
-    if spec.promotion.significance is not None:
-        beats = beats and run.data.metrics["promotion.p_value"] <= spec.promotion.significance
-    assert run.data.tags["promotion.decision"] == ("promote" if beats else "reject")
-    assert (v2.tags["status"] == "champion") == beats
-    assert run.data.tags["promotion.compared_with"] == "v1"
-    # Days scored after the retraining carry whichever version is champion then.
-    from mlops_lifecycle import lake
+    from mlops_lifecycle import registry
 
-    later = pd.read_parquet(lake.data_file(spec.name, "predictions", DAYS[4]))
-    assert set(later["model_version"]) == ({2} if beats else {1})
+    spec = scenario["spec"]
+    v2 = registry.get_version(spec, 2)
+    assert v2.tags["trigger.ds"] == TRIGGER.isoformat()  # the day whose drift asked for it
+    assert float(v2.tags["trigger.drift_share"]) >= spec.drift.drift_share
+    assert "traffic_index" in json.loads(v2.tags["trigger.drifted_columns"])
+    assert v2.tags["trigger.report_html"].endswith(f"ds={TRIGGER.isoformat()}/report.html")
+    assert v2.tags["trigger.champion_version"] == "1"
+    assert "consecutive day(s)" in v2.tags["trigger.detail"]
+    logged = mlflow.artifacts.load_dict(f"runs:/{v2.run_id}/trigger/trigger.json")
+    assert logged["evidence"]["drift_share"] == pytest.approx(float(v2.tags["trigger.drift_share"]))
+    assert logged["by"] == v2.tags["trigger.by"]
+
+
+def test_rerunning_a_retraining_on_the_same_data_registers_nothing_twice(scenario):
+    from mlops_lifecycle import registry
+
+    spec = scenario["spec"]
+    before = [(v.version, v.tags.get("status")) for v in registry.versions(spec)]
+    dr = scenario["dags"]["late_delivery__retrain"].test(
+        logical_date=dt.datetime.combine(TRIGGER, dt.time(), tzinfo=dt.UTC),
+        run_conf={"reason": "rerun of the drift retraining", "requested_by": "pytest"},
+    )
+    states = {ti.task_id: str(ti.state).replace("TaskInstanceState.", "") for ti in dr.get_task_instances()}
+    assert str(dr.state).endswith("success")
+    assert states["has_new_data"] == "success" and states["train"] == "skipped", states
+    assert [(v.version, v.tags.get("status")) for v in registry.versions(spec)] == before
 
 
 def test_rerun_replaces_outputs_instead_of_duplicating(scenario):

@@ -124,12 +124,13 @@ def scenario(tmp_path_factory, airflow_db):
         rec["champion"]["after_path_rollback"] = champ()
 
         # 3. Manual mode: the winner waits; scoring stays on the champion until approval.
+        #    The run asks for automatic promotion: the spec's approval rule still holds.
         write_small_spec(specs, promotion={"mode": "manual"})
         play(
             "train_v3",
             retrain,
             logical_date=_at(TRAIN_DAY),
-            run_conf={"reason": "manual mode", "force": True},
+            run_conf={"reason": "manual mode", "force": True, "promote": "auto"},
         )
         rec["challenger_waiting"] = (
             str(registry.challenger(spec).version) if registry.challenger(spec) else None
@@ -200,7 +201,7 @@ def test_a_model_path_in_the_run_conf_is_ignored_and_cannot_become_a_version(sce
     assert scenario["champion"]["after_path_rollback"] == "1"
 
 
-def test_manual_mode_parks_the_winner_as_challenger_and_scoring_keeps_the_champion(scenario):
+def test_manual_mode_parks_the_winner_as_challenger_even_when_the_run_asks_for_auto(scenario):
     from mlops_lifecycle import alerts
 
     spec = scenario["spec"]
@@ -211,6 +212,8 @@ def test_manual_mode_parks_the_winner_as_challenger_and_scoring_keeps_the_champi
     assert scenario["v3_status_while_waiting"] == "awaiting_approval"
     waiting = alerts.read_alerts(spec.name, "approval_needed")
     assert waiting and waiting[0]["details"]["to_version"] == "3" and "approve" in waiting[0]["message"]
+    # The run's form asked for "auto"; the record says why it waits anyway.
+    assert "the spec requires approval" in waiting[0]["details"]["reason"]
 
 
 def test_approval_promotes_the_challenger_and_the_next_day_scores_with_it(scenario):

@@ -498,3 +498,70 @@ def test_the_compose_mlflow_server_refuses_requests_without_credentials(compose,
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
+
+
+# ---- who acted -----------------------------------------------------------------------------------
+
+
+def _run_context(conf: dict, user: str | None) -> dict:
+    from types import SimpleNamespace
+
+    # The two DagRun attributes the factory reads, as Airflow's task context hands them over.
+    run = SimpleNamespace(dag_id="late_delivery__retrain", run_id="manual__1", conf=conf, triggering_user_name=user)
+    return {"dag_run": run}
+
+
+def test_a_run_conf_cannot_hide_the_user_who_triggered_the_run():
+    from mlops_lifecycle.dag_factory import _actor
+
+    spoofed = _actor(_run_context({"requested_by": "airflow:late_delivery__daily/scheduled__x"}, "mallory"))
+    assert "user=mallory" in spoofed and "requested_by=airflow:late_delivery__daily/scheduled__x" in spoofed
+    assert _actor(_run_context({}, "alice")) == "airflow:late_delivery__retrain/manual__1 user=alice"
+    # A run the daily DAG triggered has no user: the requester it names is what is recorded.
+    assert _actor(_run_context({"requested_by": "airflow:late_delivery__daily/scheduled__x"}, None)) == (
+        "airflow:late_delivery__retrain/manual__1 requested_by=airflow:late_delivery__daily/scheduled__x")
+
+
+# ---- which code ran --------------------------------------------------------------------------------
+
+
+def test_the_code_version_is_the_git_commit_and_says_when_the_tree_has_uncommitted_changes():
+    from mlops_lifecycle import config
+
+    git = shutil.which("git")
+    root = config.PROJECT_ROOT
+    if git is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run([git, "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    dirty = subprocess.run([git, "-C", str(root), "status", "--porcelain", "--", "include", "dags"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert config.code_version() == (f"{head}+dirty" if dirty else head)
+    assert config.git_commit() == head
+
+
+def test_an_explicit_code_version_wins(monkeypatch):
+    from mlops_lifecycle import config
+
+    monkeypatch.setenv("MLOPS_CODE_VERSION", "registry.example/mlops:1.4.2")
+    assert config.code_version() == "registry.example/mlops:1.4.2"
+
+
+def test_the_code_fingerprint_changes_with_any_source_file(tmp_path, monkeypatch):
+    from mlops_lifecycle import config
+
+    for top in ("include", "dags"):
+        shutil.copytree(config.PROJECT_ROOT / top, tmp_path / top, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path)
+    config.code_fingerprint.cache_clear()
+    try:
+        first = config.code_fingerprint()
+        assert len(first) == 64
+        config.code_fingerprint.cache_clear()
+        assert config.code_fingerprint() == first  # deterministic
+        target = tmp_path / "include" / "mlops_lifecycle" / "features.py"
+        target.write_text(target.read_text() + "\n# a one-line change\n")
+        config.code_fingerprint.cache_clear()
+        assert config.code_fingerprint() != first
+    finally:
+        config.code_fingerprint.cache_clear()
