@@ -736,13 +736,38 @@ def get_spec(name: str, folder: str | Path | None = None) -> ModelSpec:
     raise SpecError(f"no model spec named {name!r} in {Path(folder) if folder else config.specs_dir()}")
 
 
-def check_all(folder: str | Path | None = None) -> tuple[list[ModelSpec], list[str]]:
-    """Load every spec; return the valid ones and one error message per broken file."""
-    specs: list[ModelSpec] = []
+def load_all(folder: str | Path | None = None) -> tuple[list[tuple[Path, ModelSpec]], list[str]]:
+    """Load every spec of the folder, and check them against each other.
+
+    Returns:
+        The valid specs with their files, and one error message per broken file. Two
+        files naming one model, or one MLflow registered model, are both broken: they
+        would share DAG ids or overwrite each other's versions and aliases.
+    """
+    loaded: list[tuple[Path, ModelSpec]] = []
     errors: list[str] = []
     for path in spec_paths(folder):
         try:
-            specs.append(load_spec(path))
+            loaded.append((path, load_spec(path)))
         except SpecError as exc:
             errors.append(str(exc))
-    return specs, errors
+    clashes: dict[Path, list[tuple[str, str]]] = {}
+    for what, key in (("model", lambda s: s.name), ("MLflow registered model", lambda s: s.model_name)):
+        owners: dict[str, list[tuple[Path, ModelSpec]]] = {}
+        for path, spec in loaded:
+            owners.setdefault(key(spec), []).append((path, spec))
+        for value, group in owners.items():
+            for path, spec in group if len(group) > 1 else ():
+                if what != "model" and path in clashes:
+                    continue  # one model in two files: its registered model clashes too, needless to say
+                field = "registered_model_name" if what != "model" and spec.registered_model_name else "name"
+                others = ", ".join(p.name for p, _ in group if p != path)
+                clashes.setdefault(path, []).append((field, f"{what} {value!r} is also defined by {others}"))
+    errors += [format_problems(path, problems) for path, problems in clashes.items()]
+    return [(p, s) for p, s in loaded if p not in clashes], errors
+
+
+def check_all(folder: str | Path | None = None) -> tuple[list[ModelSpec], list[str]]:
+    """Load every spec; return the valid ones and one error message per broken file (see :func:`load_all`)."""
+    loaded, errors = load_all(folder)
+    return [spec for _, spec in loaded], errors
