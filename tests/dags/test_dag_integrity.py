@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops_lifecycle.spec import spec_paths
+
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 HEAVY = ("pandas", "numpy", "xgboost", "mlflow", "great_expectations", "evidently", "sklearn", "pyarrow")
@@ -28,22 +30,46 @@ def test_no_import_errors(bag):
 
 def test_every_spec_has_its_four_dags(bag):
     from mlops_lifecycle.dag_factory import DAG_KINDS, dag_id
-    from mlops_lifecycle.spec import spec_paths
 
     for path in spec_paths(DAGS / "specs"):
         for kind in DAG_KINDS:
             assert dag_id(path.stem, kind) in bag.dag_ids
 
 
+@pytest.fixture(scope="module")
+def checked():
+    from mlops_lifecycle.cli import check_specs
+
+    return check_specs(DAGS / "specs")
+
+
+@pytest.mark.parametrize("spec_file", spec_paths(DAGS / "specs"), ids=lambda p: p.name)
+def test_spec_passes_mlops_check(checked, spec_file):
+    """``make test`` fails on whatever ``mlops check`` refuses (a feature function that does not
+    import, a misspelt XGBoost parameter, two specs sharing a registered model...)."""
+    passed, errors = checked
+    assert spec_file in [path for path, _, _ in passed], "\n".join(errors)
+
+
 def test_dags_carry_owner_tags_retries_docs(bag):
+    from mlops_lifecycle.dag_factory import DAG_KINDS
+    from mlops_lifecycle.spec import load_spec
+
+    specs = {path.stem: load_spec(path) for path in spec_paths(DAGS / "specs")}
     for dag_id in bag.dag_ids:
         dag = bag.dags[dag_id]
+        model, _, kind = dag_id.rpartition("__")
+        assert kind in DAG_KINDS and model in specs, f"{dag_id} is not a DAG of a spec in dags/specs"
+        spec = specs[model]
         assert dag.doc_md, f"{dag_id} has no doc_md"
         assert dag.tags and set(dag.tags) <= APPROVED_TAGS, f"{dag_id} tags {dag.tags}"
+        assert {"mlops", kind, *spec.tags} <= set(dag.tags), f"{dag_id} tags {dag.tags}"
         assert dag.catchup is False
+        assert dag.default_args["owner"] == spec.owner and dag.default_args["retries"] == spec.retries, dag_id
         for t in dag.tasks:
-            assert t.owner and t.owner != "airflow", f"{dag_id}.{t.task_id} has no owner"
-            assert (t.retries or 0) >= 0
+            assert t.owner == spec.owner, f"{dag_id}.{t.task_id} owner {t.owner!r}"
+            # The spec's retries, or none for the tasks that must not repeat (sensor, ingestion, promotion).
+            assert t.retries in {spec.retries, 0}, f"{dag_id}.{t.task_id} retries {t.retries}"
 
 
 def test_daily_dag_wiring(bag):
