@@ -494,26 +494,27 @@ def build_all(folder: str | None = None) -> dict[str, DAG]:
 
     wanted = get_parsing_context().dag_id
     out: dict[str, DAG] = {}
-    defined: dict[str, Path] = {}
+    first_of: dict[str, Path] = {}
     for path in spec_mod.spec_paths(folder):
+        first = first_of.setdefault(path.stem, path)  # a name is its file's stem: a.yaml and a.yml clash
         if not _builds(path, wanted):
             continue
         model: ModelSpec | None = None
         try:
-            model = spec_mod.load_spec(path)
-            if model.name in defined:
+            if first != path:
                 raise spec_mod.SpecError(spec_mod.format_problems(
-                    path, [("name", f"model {model.name!r} is already defined by {defined[model.name].name}")]))
-            defined[model.name] = path
+                    path, [("name", f"model {path.stem!r} is already defined by {first.name}")]))
+            model = spec_mod.load_spec(path)
             out.update(_build_model(model, wanted))
         except Exception as exc:  # noqa: BLE001 - one broken model must not hide the others
-            if model is not None and model.name in defined and defined[model.name] == path:
+            if model is not None:
                 _forget(model.name)
             if isinstance(exc, spec_mod.SpecError):
                 error = str(exc)
             else:
-                field = "schedule" if isinstance(exc, AirflowTimetableInvalid) else "(its DAGs)"
-                error = spec_mod.format_problems(path, [(field, f"Airflow refused it: {type(exc).__name__}: {exc}")])
+                field, what = (("schedule", "Airflow refused it") if isinstance(exc, AirflowTimetableInvalid)
+                               else ("(its DAGs)", "building them failed"))
+                error = spec_mod.format_problems(path, [(field, f"{what}: {type(exc).__name__}: {exc}")])
             warnings.warn(error, stacklevel=2)
             bad = _invalid_spec_dag(path.name, error)
             out[bad.dag_id] = bad

@@ -210,16 +210,19 @@ def test_a_task_process_builds_the_invalid_spec_dag_it_runs(tmp_path, monkeypatc
     assert list(build_all(str(specs))) == [wanted]
 
 
-def test_two_files_of_one_model_do_not_overwrite_each_other(tmp_path):
+def test_two_files_of_one_model_do_not_overwrite_each_other(tmp_path, monkeypatch):
     from mlops_lifecycle.dag_factory import build_all, invalid_spec_dag_id
 
     specs = tmp_path / "specs"
     specs.mkdir()
     _spec_file(specs, "late_delivery.yaml", "late_delivery")
     _spec_file(specs, "late_delivery.yml", "late_delivery", owner="someone-else")
+    second_id = invalid_spec_dag_id("late_delivery.yml")
 
     dags = build_all(str(specs))
 
     assert dags["late_delivery__daily"].owner == "ml-platform"
-    second = dags[invalid_spec_dag_id("late_delivery.yml")].doc_md
-    assert "late_delivery.yml" in second and "already defined by late_delivery.yaml" in second
+    assert "late_delivery.yml" in dags[second_id].doc_md
+    assert "  - name: model 'late_delivery' is already defined by late_delivery.yaml" in dags[second_id].doc_md
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", second_id)  # its task process finds it too
+    assert list(build_all(str(specs))) == [second_id]
