@@ -109,6 +109,14 @@ def test_spec_accepts_a_schedule_exactly_when_airflow_does(tmp_path, schedule):
     assert spec_takes == airflow_takes == (schedule in SCHEDULES_AIRFLOW_TAKES)
 
 
+def test_schedule_presets_are_airflows():
+    from airflow.sdk.definitions.timetables._cron import CRON_PRESETS
+
+    from mlops_lifecycle.spec import SCHEDULE_PRESETS
+
+    assert set(SCHEDULE_PRESETS) == {"@once", "@continuous", *CRON_PRESETS}
+
+
 # ---- path templates: only the documented placeholders, as they are ------------------------
 
 
