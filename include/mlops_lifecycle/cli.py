@@ -16,8 +16,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops_lifecycle import config
+
+if TYPE_CHECKING:
+    from mlops_lifecycle.spec import ModelSpec
 
 DEMO_MODEL = "late_delivery"
 SECOND_DEMO_MODEL = "retail_demand"
@@ -29,23 +33,136 @@ def _say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    """Validate every spec; print each problem with file and field.
+# Booster parameters XGBoost documents (doc/parameter.rst, 3.x) beyond the sklearn wrapper's own
+# get_params(): native names and aliases, and those of other boosters and objectives.
+XGBOOST_BOOSTER_PARAMS = frozenset({
+    "nthread", "disable_default_eval_metric", "num_feature", "use_rmm",  # general
+    "eta", "min_split_loss", "lambda", "alpha", "updater", "refresh_leaf", "process_type",  # tree booster
+    "max_cached_hist_node", "extmem_single_page",
+    "sample_type", "normalize_type", "rate_drop", "one_drop", "skip_drop",  # dart
+    "feature_selector", "top_k",  # gblinear
+    "num_class", "seed_per_iteration", "tweedie_variance_power", "huber_slope", "quantile_alpha",  # objectives
+    "aft_loss_distribution", "aft_loss_distribution_scale",
+    "lambdarank_pair_method", "lambdarank_num_pair_per_sample", "lambdarank_normalization",  # ranking
+    "lambdarank_score_normalization", "lambdarank_unbiased", "lambdarank_bias_norm", "ndcg_exp_gain",
+})
+# What the trainer sets itself (training._estimator): given again, it is a TypeError or silently overridden.
+XGBOOST_SET_BY_TRAINER = {
+    "objective": "target.task", "eval_metric": "target.task", "random_state": "training.seed",
+    "seed": "training.seed", "early_stopping_rounds": "training.early_stopping_rounds",
+}
 
-    Beyond the schema: a spec's ``features_function`` must import and work on probe rows,
-    and a reviewable ``<name>.suite.json`` beside a spec must still match it.
+
+class CheckProblem(ValueError):
+    """A problem ``mlops check`` found beyond the spec's schema."""
+
+
+def _source_problems(s: ModelSpec) -> list[tuple[str, str]]:
+    """Python sources must import as functions of (ds, spec), the way features_function is probed."""
+    from mlops_lifecycle import features
+
+    problems = []
+    for where, source in (("source", s.source), ("labels.source", s.labels.source if s.labels else None)):
+        if source is not None and source.kind == "python":
+            try:
+                features.import_function(source.callable, where=repr(source.callable), arguments=("ds", "spec"),
+                                         error=CheckProblem)
+            except CheckProblem as exc:
+                problems.append((f"{where}.callable", str(exc)))
+    return problems
+
+
+def _xgboost_problems(s: ModelSpec) -> list[tuple[str, str]]:
+    """Every key of training.xgboost must be a parameter of the installed XGBoost (a misspelt one is ignored)."""
+    import difflib
+
+    if not s.training.xgboost:
+        return []
+    import xgboost as xgb
+
+    estimator = xgb.XGBClassifier if s.is_classifier else xgb.XGBRegressor
+    known = sorted(set(estimator().get_params()) | XGBOOST_BOOSTER_PARAMS)
+    problems = []
+    for key in s.training.xgboost:
+        if key in XGBOOST_SET_BY_TRAINER:
+            problems.append((f"training.xgboost.{key}", f"set by the trainer from {XGBOOST_SET_BY_TRAINER[key]}; "
+                                                        "remove it here"))
+        elif key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            problems.append((f"training.xgboost.{key}", f"not a parameter of XGBoost {xgb.__version__}"
+                             + (f" (did you mean {close[0]!r}?)" if close else "")))
+    return problems
+
+
+def _drift_problems(s: ModelSpec) -> list[tuple[str, str]]:
+    """drift.method must be one of Evidently's stat tests, and apply to every column it tests."""
+    if not s.drift.method:
+        return []
+    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+    from evidently.legacy.core import ColumnType
+
+    from mlops_lifecycle import drift
+
+    drift.register_tests()  # the tests the product adds, as before every report
+    takes = _registered_stat_tests.get(s.drift.method)
+    if takes is None:
+        names = ", ".join(sorted(n for n, t in _registered_stat_tests.items() if ColumnType.Text not in t))
+        return [("drift.method", f"{s.drift.method!r} is not one of Evidently's stat tests: {names}")]
+    columns = {c: ColumnType.Numerical if s.feature(c).type in {"float", "int"} else ColumnType.Categorical
+               for c in s.drift_columns}
+    if s.drift.include_prediction:
+        columns[drift.PREDICTION] = ColumnType.Numerical
+    refused = sorted(c for c, kind in columns.items() if kind not in takes)
+    if not refused:
+        return []
+    both = ", ".join(sorted(n for n, t in _registered_stat_tests.items()
+                            if {ColumnType.Numerical, ColumnType.Categorical} <= set(t)))
+    kinds = " or ".join(sorted(t.name.lower() for t in takes))
+    return [("drift.method", f"{s.drift.method!r} tests {kinds} columns only, and {refused} are not: choose one "
+                             f"for both types ({both}), or narrow drift.columns / drift.include_prediction")]
+
+
+def check_specs(folder: Path) -> tuple[list[tuple[Path, ModelSpec, int]], list[str]]:
+    """Everything ``mlops check`` checks, for every spec in ``folder``.
+
+    Beyond the schema and the rules across specs (:func:`spec.load_all`): the
+    ``features_function`` imports and works on probe rows, Python sources import, the
+    XGBoost parameters exist, and ``drift.method`` is a stat test Evidently has for the
+    tested columns. Imports XGBoost and Evidently only when a spec needs them.
+
+    Returns:
+        ``(path, spec, model inputs)`` of each spec that passed, and one message per broken
+        file naming the file and each field.
     """
-    from mlops_lifecycle import features, scaffold, spec
+    from mlops_lifecycle import features, spec
 
-    folder = Path(args.specs) if args.specs else config.specs_dir()
-    specs, errors = spec.check_all(folder)
-    for s in specs:
-        path = folder / f"{s.name}.yaml" if (folder / f"{s.name}.yaml").exists() else folder / f"{s.name}.yml"
+    loaded, errors = spec.load_all(folder)
+    passed = []
+    for path, s in loaded:
+        problems: list[tuple[str, str]] = []
+        width = 0
         try:
             width = len(features.feature_columns(s))
         except features.FeatureFunctionError as exc:
-            errors.append(f"invalid model spec {path}:\n  - features_function: {exc}")
-            continue
+            problems.append(("features_function", str(exc)))
+        problems += _source_problems(s) + _xgboost_problems(s) + _drift_problems(s)
+        if problems:
+            errors.append(spec.format_problems(path, problems))
+        else:
+            passed.append((path, s, width))
+    return passed, errors
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate every spec; print each problem with file and field (see :func:`check_specs`).
+
+    A reviewable ``<name>.suite.json`` beside a spec must also still match it.
+    """
+    from mlops_lifecycle import scaffold
+
+    folder = Path(args.specs) if args.specs else config.specs_dir()
+    passed, errors = check_specs(folder)
+    for path, s, width in passed:
         suite_file = scaffold.suite_path(path)
         note = ""
         if suite_file.exists():
@@ -61,7 +178,7 @@ def cmd_check(args: argparse.Namespace) -> int:
              f"schedule {s.schedule}){note}")
     for e in errors:
         _say(f"INVALID {e}")
-    if not specs and not errors:
+    if not passed and not errors:
         _say(f"no specs found in {folder}")
     return 1 if errors else 0
 

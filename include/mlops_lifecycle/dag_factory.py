@@ -19,9 +19,11 @@ the task so that parsing the DAG folder imports nothing heavier than ``airflow.s
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import re
 import warnings
+from pathlib import Path, PurePath
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -431,12 +433,25 @@ def build_approve(spec: ModelSpec) -> DAG:
 BUILDERS = {"daily": build_daily, "retrain": build_retrain, "rollback": build_rollback, "approve": build_approve}
 
 
-def _invalid_spec_dag(stem: str, error: str) -> DAG:
-    """A stand-in for a broken spec: it shows the error in the UI and fails if run."""
-    safe = re.sub(r"[^a-z0-9_]", "_", stem.lower())[:60] or "unnamed"
+def invalid_spec_dag_id(file_name: str) -> str:
+    """The id of the DAG standing in for a broken spec file: ``<stem>__invalid_spec``.
 
+    A file whose stem is not a model name as it is (``Bad Name.yaml``), or that is not a
+    ``.yaml``, gets its stem sanitised and a short hash of the whole file name. So two
+    files never share an id (``a.yaml`` and ``a.yml``, ``Bad Name`` and ``bad_name``), and a
+    hashed id, holding a ``-``, never equals a plain one (no model name holds one).
+    """
+    path = PurePath(file_name)
+    if path.suffix == ".yaml" and spec_mod.IDENTIFIER.match(path.stem):
+        return f"{path.stem}__invalid_spec"
+    safe = re.sub(r"[^a-z0-9_]", "_", path.stem.lower())[:50] or "unnamed"
+    return f"{safe}-{hashlib.sha256(path.name.encode()).hexdigest()[:8]}__invalid_spec"
+
+
+def _invalid_spec_dag(file_name: str, error: str) -> DAG:
+    """A stand-in for a broken spec: it shows the error in the UI and fails if run."""
     with DAG(
-        dag_id=f"{safe}__invalid_spec",
+        dag_id=invalid_spec_dag_id(file_name),
         schedule=None,
         start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         catchup=False,
@@ -455,28 +470,70 @@ def _invalid_spec_dag(stem: str, error: str) -> DAG:
     return invalid
 
 
+def _builds(path: Path, wanted: str | None) -> bool:
+    """Whether the DAGs of this spec file are wanted: all of them, or the one a task process runs."""
+    return not wanted or wanted.startswith(f"{path.stem}__") or wanted == invalid_spec_dag_id(path.name)
+
+
+def _forget(model: str) -> None:
+    """Keep a model whose DAGs failed to build out of the DagBag.
+
+    Airflow registers every DAG whose ``with`` block closed, even one built before (or
+    broken by) the failure, and bags it beside the module's globals.
+    """
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+    ids = {dag_id(model, kind) for kind in DAG_KINDS}
+    for entry in [e for e in DagContext.autoregistered_dags if e[0].dag_id in ids]:
+        DagContext.autoregistered_dags.discard(entry)
+
+
+def _build_model(spec: ModelSpec, wanted: str | None) -> dict[str, DAG]:
+    """A model's DAGs (or the wanted one), each checked as the DagBag will check it."""
+    out: dict[str, DAG] = {}
+    for kind, builder in BUILDERS.items():
+        if wanted and wanted != dag_id(spec.name, kind):
+            continue
+        built = builder(spec)
+        built.validate()  # e.g. the timetable: else an import error of the whole DAG file
+        out[built.dag_id] = built
+    return out
+
+
 def build_all(folder: str | None = None) -> dict[str, DAG]:
     """DAGs for every spec in the specs folder, keyed by dag id, in a stable order.
 
-    A broken spec yields one ``<name>__invalid_spec`` DAG carrying its error (and a
-    warning in the DAG processor's log) and leaves every other model's DAGs intact.
-    When a task process parses the file, only that task's DAG is built.
+    A broken spec, or one whose DAGs fail to build for any reason, yields one
+    ``<name>__invalid_spec`` DAG carrying its error (and a warning in the DAG processor's
+    log) and leaves every other model's DAGs intact. When a task process parses the file,
+    only that task's DAG is built.
     """
+    from airflow.sdk.exceptions import AirflowTimetableInvalid
+
     wanted = get_parsing_context().dag_id
     out: dict[str, DAG] = {}
+    first_of: dict[str, Path] = {}
     for path in spec_mod.spec_paths(folder):
-        if wanted and not wanted.startswith(f"{path.stem}__"):
+        first = first_of.setdefault(path.stem, path)  # a name is its file's stem: a.yaml and a.yml clash
+        if not _builds(path, wanted):
             continue
+        model: ModelSpec | None = None
         try:
+            if first != path:
+                raise spec_mod.SpecError(spec_mod.format_problems(
+                    path, [("name", f"model {path.stem!r} is already defined by {first.name}")]))
             model = spec_mod.load_spec(path)
-        except spec_mod.SpecError as exc:
-            warnings.warn(str(exc), stacklevel=2)
-            bad = _invalid_spec_dag(path.stem, str(exc))
+            out.update(_build_model(model, wanted))
+        except Exception as exc:  # noqa: BLE001 - one broken model must not hide the others
+            if model is not None:
+                _forget(model.name)
+            if isinstance(exc, spec_mod.SpecError):
+                error = str(exc)
+            else:
+                field, what = (("schedule", "Airflow refused it") if isinstance(exc, AirflowTimetableInvalid)
+                               else ("(its DAGs)", "building them failed"))
+                error = spec_mod.format_problems(path, [(field, f"{what}: {type(exc).__name__}: {exc}")])
+            warnings.warn(error, stacklevel=2)
+            bad = _invalid_spec_dag(path.name, error)
             out[bad.dag_id] = bad
-            continue
-        for kind, builder in BUILDERS.items():
-            if wanted and wanted != dag_id(model.name, kind):
-                continue
-            built = builder(model)
-            out[built.dag_id] = built
     return out

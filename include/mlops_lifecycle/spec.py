@@ -5,14 +5,19 @@ from, what valid data looks like, how to train and judge it, when drift counts a
 when to retrain. Errors name the file and the field (``SpecError``), so a broken
 spec shows as an import error of its own DAGs in the Airflow UI and nowhere else.
 
-Only ``pydantic`` and ``yaml`` are imported here: this module is read at DAG-parse time.
+Only ``pydantic`` and ``yaml`` are imported here: this module is read at DAG-parse time
+(``croniter``, an Airflow dependency the DAG factory loads anyway, only for a cron schedule).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+import string
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -22,10 +27,12 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mlops_lifecycle import config
 
@@ -38,6 +45,20 @@ FUNCTION_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:
 # Metrics the trainer computes, and whether larger is better.
 CLASSIFICATION_METRICS = {"roc_auc": True, "log_loss": False, "f1": True, "precision": True, "recall": True, "accuracy": True}
 REGRESSION_METRICS = {"rmse": False, "mae": False, "r2": True}
+# The values each metric can take (None: unbounded): a floor outside them can never be cleared.
+METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
+    **{m: (0.0, 1.0) for m in ("roc_auc", "f1", "precision", "recall", "accuracy")},
+    **{m: (0.0, None) for m in ("log_loss", "rmse", "mae")},
+    "r2": (None, 1.0),
+}
+
+# What Airflow 3.3 accepts as a DAG's schedule string (airflow.sdk.definitions.dag._create_timetable):
+# "@once" and "@continuous", its cron presets (timetables/_cron.py CRON_PRESETS), and any expression
+# croniter parses (5 to 7 fields, or one of croniter's own aliases such as @midnight). None: no schedule.
+SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+
+# Placeholders of a file source's path template, filled in by ingestion.source_path.
+PATH_PLACEHOLDERS = ("ds", "ds_nodash", "model", "data_dir")
 
 
 class SpecError(ValueError):
@@ -83,6 +104,46 @@ class FeatureSpec(_Strict):
         if not self.nullable and self.max_null_fraction > 0:
             raise ValueError(f"feature {self.name!r}: max_null_fraction needs nullable: true")
         return self
+
+
+def _check_schedule(v: str | None) -> str | None:
+    """Accept exactly the schedules Airflow accepts, so a typo fails here, naming the field."""
+    if v is None or v in SCHEDULE_PRESETS:
+        return v
+    from croniter import croniter  # only for a cron expression; Airflow imports it to build the DAG anyway
+
+    try:
+        croniter(v)
+    except Exception as exc:  # noqa: BLE001 - whatever croniter refuses, Airflow refuses
+        hint = "; for no schedule write null, unquoted" if v.strip().lower() == "none" else ""
+        raise ValueError(
+            f"{v!r} is not a schedule Airflow accepts ({exc}): use a preset ({', '.join(SCHEDULE_PRESETS)}) "
+            f"or a cron expression such as '0 12 * * *' (every day at noon){hint}"
+        ) from None
+    return v
+
+
+def _check_path_template(v: str) -> str:
+    """A path template may use only :data:`PATH_PLACEHOLDERS`, as they are, and must name the day."""
+    allowed = ", ".join(f"{{{name}}}" for name in PATH_PLACEHOLDERS)
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(v) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"{v!r} is not a valid template ({exc}); write a literal brace as {{{{ or }}}}") from None
+    bad = []
+    for name, spec, conv in fields:
+        shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+        if name not in PATH_PLACEHOLDERS:
+            base = re.split(r"[.\[]", name, maxsplit=1)[0]
+            bad.append(f"{shown} (attribute or index access is not allowed)" if base in PATH_PLACEHOLDERS
+                       else f"{shown} (unknown)")
+        elif spec or conv:
+            bad.append(f"{shown} (no conversion or format spec is allowed)")
+    if bad:
+        raise ValueError(f"the path template may use only {allowed}, as they are; not {', '.join(bad)}")
+    if not {"ds", "ds_nodash"} & {name for name, _, _ in fields}:
+        raise ValueError("the path template must contain {ds} or {ds_nodash} so each day reads its own file")
+    return v
 
 
 def _check_function_path(v: str | None) -> str | None:
@@ -140,10 +201,8 @@ class FileSourceSpec(_SourceBase):
 
     @field_validator("path")
     @classmethod
-    def _has_date(cls, v: str) -> str:
-        if "{ds}" not in v and "{ds_nodash}" not in v:
-            raise ValueError("the path template must contain {ds} or {ds_nodash} so each day reads its own file")
-        return v
+    def _template(cls, v: str) -> str:
+        return _check_path_template(v)
 
     def resolved_format(self) -> str:
         """The file format, from ``format`` or the template's suffix."""
@@ -409,41 +468,18 @@ class ModelSpec(_Strict):
             raise ValueError(f"{v!r} is not a safe registered model name: letters, digits, '_', '-' and '.' only")
         return v
 
+    @field_validator("schedule")
+    @classmethod
+    def _airflow_schedule(cls, v: str | None) -> str | None:
+        return _check_schedule(v)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelSpec:
-        names = [f.name for f in self.features]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"features are listed twice: {dupes}")
-        reserved = {self.entity_id, self.event_time, self.target.column}
-        clash = sorted(reserved.intersection(names))
-        if clash:
-            raise ValueError(f"entity_id/event_time/target also listed as features: {clash}")
-        known = self.metric_directions()
-        if self.promotion.metric not in known:
-            raise ValueError(
-                f"promotion.metric {self.promotion.metric!r} is not computed for {self.target.task}; "
-                f"choose one of {sorted(known)}"
+        problems, _ = cross_field_problems(dict(self))
+        if problems:
+            raise PydanticCustomError(
+                "cross_field", "{problems}", {"problems": "; ".join(f"{f}: {m}" for f, m in problems)}
             )
-        if self.training.slice_column and self.training.slice_column not in names:
-            raise ValueError(f"training.slice_column {self.training.slice_column!r} is not a feature")
-        if self.promotion.protected_slices:
-            if not self.training.slice_column:
-                raise ValueError("promotion.protected_slices needs training.slice_column")
-            known_values = self.feature(self.training.slice_column).categories
-            unknown = sorted(set(self.promotion.protected_slices) - set(known_values or self.promotion.protected_slices))
-            if unknown:
-                raise ValueError(
-                    f"promotion.protected_slices {unknown} are not categories of {self.training.slice_column!r}"
-                )
-        if self.labels and self.labels.join_key not in (None, self.entity_id, *names):
-            raise ValueError(f"labels.join_key {self.labels.join_key!r} is neither the entity_id nor a feature")
-        for col in self.drift.columns or []:
-            if col not in names:
-                raise ValueError(f"drift.columns names {col!r}, which is not a feature")
-        window_needed = self.training.validation_days + self.training.holdout_days + 1
-        if self.training.window_days < window_needed:
-            raise ValueError(f"training.window_days must be at least {window_needed} (validation + holdout + 1)")
         return self
 
     # ---- derived views -------------------------------------------------
@@ -487,14 +523,164 @@ class ModelSpec(_Strict):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
+# ---- rules across fields ---------------------------------------------------------------
+# Each rule names the top-level fields it reads and yields (field, message) pairs. They run on
+# a valid spec (ModelSpec's model validator) and, when some fields are invalid, on those that
+# are valid (load_spec), so one pass reports as much as it can.
+
+_CrossCheck = Callable[[Any], Iterator[tuple[str, str]]]
+_CROSS_CHECKS: list[tuple[tuple[str, ...], _CrossCheck]] = []
+
+
+def _cross_check(*needs: str) -> Callable[[_CrossCheck], _CrossCheck]:
+    def register(check: _CrossCheck) -> _CrossCheck:
+        _CROSS_CHECKS.append((needs, check))
+        return check
+
+    return register
+
+
+def _metrics_of(task: str) -> dict[str, bool]:
+    return CLASSIFICATION_METRICS if task == "binary_classification" else REGRESSION_METRICS
+
+
+@_cross_check("features")
+def _features_listed_once(s: Any) -> Iterator[tuple[str, str]]:
+    names = [f.name for f in s.features]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        yield "features", f"features are listed twice: {dupes}"
+
+
+@_cross_check("entity_id", "event_time", "target", "features")
+def _reserved_columns(s: Any) -> Iterator[tuple[str, str]]:
+    clash = sorted({s.entity_id, s.event_time, s.target.column}.intersection(f.name for f in s.features))
+    if clash:
+        yield "features", f"entity_id/event_time/target also listed as features: {clash}"
+
+
+@_cross_check("target", "promotion")
+def _metric_for_task(s: Any) -> Iterator[tuple[str, str]]:
+    known = _metrics_of(s.target.task)
+    if s.promotion.metric not in known:
+        yield "promotion.metric", (f"{s.promotion.metric!r} is not computed for {s.target.task}; "
+                                   f"choose one of {sorted(known)}")
+
+
+@_cross_check("promotion")
+def _reachable_floor(s: Any) -> Iterator[tuple[str, str]]:
+    metric, floor = s.promotion.metric, s.promotion.floor
+    if floor is None or metric not in METRIC_RANGES:
+        return
+    low, high = METRIC_RANGES[metric]
+    if (low is not None and floor < low) or (high is not None and floor > high):
+        span = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        yield "promotion.floor", f"{floor} can never be reached: {metric} lies in {span}"
+
+
+@_cross_check("training", "features")
+def _slice_is_a_feature(s: Any) -> Iterator[tuple[str, str]]:
+    if s.training.slice_column and s.training.slice_column not in {f.name for f in s.features}:
+        yield "training.slice_column", f"{s.training.slice_column!r} is not a feature"
+
+
+@_cross_check("promotion", "training", "features")
+def _protected_slices_exist(s: Any) -> Iterator[tuple[str, str]]:
+    protected, column = s.promotion.protected_slices, s.training.slice_column
+    if not protected:
+        return
+    if not column:
+        yield "promotion.protected_slices", "needs training.slice_column"
+        return
+    feature = next((f for f in s.features if f.name == column), None)
+    known = (feature.categories if feature else None) or protected
+    unknown = sorted(set(protected) - set(known))
+    if unknown:
+        yield "promotion.protected_slices", f"{unknown} are not categories of {column!r}"
+
+
+@_cross_check("labels", "entity_id", "features")
+def _join_key_exists(s: Any) -> Iterator[tuple[str, str]]:
+    if s.labels and s.labels.join_key not in (None, s.entity_id, *(f.name for f in s.features)):
+        yield "labels.join_key", f"{s.labels.join_key!r} is neither the entity_id nor a feature"
+
+
+@_cross_check("drift", "features")
+def _drift_columns_exist(s: Any) -> Iterator[tuple[str, str]]:
+    unknown = [c for c in s.drift.columns or [] if c not in {f.name for f in s.features}]
+    if unknown:
+        yield "drift.columns", f"names {unknown}, which are not features"
+
+
+@_cross_check("training")
+def _window_holds_the_splits(s: Any) -> Iterator[tuple[str, str]]:
+    needed = s.training.validation_days + s.training.holdout_days + 1
+    if s.training.window_days < needed:
+        yield "training.window_days", f"must be at least {needed} (validation + holdout + 1)"
+
+
+def cross_field_problems(fields: dict[str, Any]) -> tuple[list[tuple[str, str]], bool]:
+    """Run every rule across fields whose fields are all in ``fields`` (valid, typed values).
+
+    Returns:
+        The (field, message) problems found, and whether some rule could not run because a
+        field it reads is missing from ``fields`` (invalid), so fixing those may reveal more.
+    """
+    view = SimpleNamespace(**fields)
+    problems: list[tuple[str, str]] = []
+    skipped = False
+    for needs, check in _CROSS_CHECKS:
+        if all(n in fields for n in needs):
+            problems.extend(check(view))
+        else:
+            skipped = True
+    return problems, skipped
+
+
+@functools.cache
+def _field_adapter(name: str) -> TypeAdapter:
+    info = ModelSpec.model_fields[name]
+    return TypeAdapter(Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation)
+
+
+def _valid_fields(raw: dict[str, Any], invalid: set[str]) -> dict[str, Any]:
+    """The top-level fields of ``raw`` that validate on their own (or their defaults), typed."""
+    out: dict[str, Any] = {}
+    for name, info in ModelSpec.model_fields.items():
+        if name in invalid:
+            continue
+        if name not in raw:
+            if not info.is_required():
+                out[name] = info.get_default(call_default_factory=True)
+            continue
+        try:
+            out[name] = _field_adapter(name).validate_python(raw[name])
+        except ValidationError:
+            continue
+    return out
+
+
+def _error_field(error: dict[str, Any]) -> str:
+    loc = list(error["loc"])
+    # A source's kind appears in the location as a union tag: "source.path", not "source.file.path".
+    loc = [p for i, p in enumerate(loc) if not (p in SOURCE_KINDS and i and loc[i - 1] == "source")]
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _field_errors(err: ValidationError) -> list[tuple[str, str]]:
+    return [(_error_field(e), e["msg"].removeprefix("Value error, ")) for e in err.errors()]
+
+
 def _format_validation_error(path: Path, err: ValidationError) -> str:
-    lines = [f"invalid model spec {path}:"]
-    for e in err.errors():
-        loc = list(e["loc"])
-        # A source's kind appears in the location as a union tag: "source.path", not "source.file.path".
-        loc = [p for i, p in enumerate(loc) if not (p in SOURCE_KINDS and i and loc[i - 1] == "source")]
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        lines.append(f"  - {field}: {e['msg']}")
+    """The errors of one validation, as :func:`format_problems` shows them (the scaffolder's check)."""
+    return format_problems(path, _field_errors(err))
+
+
+def format_problems(path: str | Path, problems: list[tuple[str, str]], *, more_may_follow: bool = False) -> str:
+    """The one shape of a spec's error message: the file, then one ``- field: problem`` line each."""
+    lines = [f"invalid model spec {path}:", *(f"  - {field}: {msg}" for field, msg in problems)]
+    if more_may_follow:
+        lines.append("  (more problems may be reported once these are fixed: some rules read the fields above)")
     return "\n".join(lines)
 
 
@@ -503,7 +689,8 @@ def load_spec(path: str | Path) -> ModelSpec:
 
     Raises:
         SpecError: the file is missing, is not YAML, or breaks the schema; the message
-            names the file and every offending field.
+            names the file and every offending field: field errors and, for the fields
+            that are valid, the rules across fields too.
     """
     path = Path(path)
     try:
@@ -514,12 +701,23 @@ def load_spec(path: str | Path) -> ModelSpec:
         raise SpecError(f"model spec {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise SpecError(f"model spec {path} must be a YAML mapping, got {type(raw).__name__}")
+    problems: list[tuple[str, str]] = []
+    more = False
     try:
         spec = ModelSpec.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(_format_validation_error(path, exc)) from None
-    if path.stem != spec.name:
-        raise SpecError(f"model spec {path}: name {spec.name!r} must match the file name {path.stem!r}")
+        # Pydantic runs the model validator only on a fully valid spec: run the rules across
+        # fields here on the fields that are valid, and say so when some could not run.
+        invalid = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        cross, more = cross_field_problems(_valid_fields(raw, invalid))
+        problems = [p for p, e in zip(_field_errors(exc), exc.errors(), strict=True) if e["type"] != "cross_field"]
+        problems += cross
+    name = raw.get("name")
+    if isinstance(name, str) and IDENTIFIER.match(name) and name != path.stem:
+        problems.append(("name", f"{name!r} must match the file name {path.stem!r} (the DAG factory finds a "
+                                 "model's DAGs by its file name)"))
+    if problems:
+        raise SpecError(format_problems(path, problems, more_may_follow=more))
     return spec
 
 
@@ -545,13 +743,38 @@ def get_spec(name: str, folder: str | Path | None = None) -> ModelSpec:
     raise SpecError(f"no model spec named {name!r} in {Path(folder) if folder else config.specs_dir()}")
 
 
-def check_all(folder: str | Path | None = None) -> tuple[list[ModelSpec], list[str]]:
-    """Load every spec; return the valid ones and one error message per broken file."""
-    specs: list[ModelSpec] = []
+def load_all(folder: str | Path | None = None) -> tuple[list[tuple[Path, ModelSpec]], list[str]]:
+    """Load every spec of the folder, and check them against each other.
+
+    Returns:
+        The valid specs with their files, and one error message per broken file. Two
+        files naming one model, or one MLflow registered model, are both broken: they
+        would share DAG ids or overwrite each other's versions and aliases.
+    """
+    loaded: list[tuple[Path, ModelSpec]] = []
     errors: list[str] = []
     for path in spec_paths(folder):
         try:
-            specs.append(load_spec(path))
+            loaded.append((path, load_spec(path)))
         except SpecError as exc:
             errors.append(str(exc))
-    return specs, errors
+    clashes: dict[Path, list[tuple[str, str]]] = {}
+    for what, key in (("model", lambda s: s.name), ("MLflow registered model", lambda s: s.model_name)):
+        owners: dict[str, list[tuple[Path, ModelSpec]]] = {}
+        for path, spec in loaded:
+            owners.setdefault(key(spec), []).append((path, spec))
+        for value, group in owners.items():
+            for path, spec in group if len(group) > 1 else ():
+                if what != "model" and path in clashes:
+                    continue  # one model in two files: its registered model clashes too, needless to say
+                field = "registered_model_name" if what != "model" and spec.registered_model_name else "name"
+                others = ", ".join(p.name for p, _ in group if p != path)
+                clashes.setdefault(path, []).append((field, f"{what} {value!r} is also defined by {others}"))
+    errors += [format_problems(path, problems) for path, problems in clashes.items()]
+    return [(p, s) for p, s in loaded if p not in clashes], errors
+
+
+def check_all(folder: str | Path | None = None) -> tuple[list[ModelSpec], list[str]]:
+    """Load every spec; return the valid ones and one error message per broken file (see :func:`load_all`)."""
+    loaded, errors = load_all(folder)
+    return [spec for _, spec in loaded], errors

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops_lifecycle.spec import spec_paths
+
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 HEAVY = ("pandas", "numpy", "xgboost", "mlflow", "great_expectations", "evidently", "sklearn", "pyarrow")
@@ -28,22 +30,46 @@ def test_no_import_errors(bag):
 
 def test_every_spec_has_its_four_dags(bag):
     from mlops_lifecycle.dag_factory import DAG_KINDS, dag_id
-    from mlops_lifecycle.spec import spec_paths
 
     for path in spec_paths(DAGS / "specs"):
         for kind in DAG_KINDS:
             assert dag_id(path.stem, kind) in bag.dag_ids
 
 
+@pytest.fixture(scope="module")
+def checked():
+    from mlops_lifecycle.cli import check_specs
+
+    return check_specs(DAGS / "specs")
+
+
+@pytest.mark.parametrize("spec_file", spec_paths(DAGS / "specs"), ids=lambda p: p.name)
+def test_spec_passes_mlops_check(checked, spec_file):
+    """``make test`` fails on whatever ``mlops check`` refuses (a feature function that does not
+    import, a misspelt XGBoost parameter, two specs sharing a registered model...)."""
+    passed, errors = checked
+    assert spec_file in [path for path, _, _ in passed], "\n".join(errors)
+
+
 def test_dags_carry_owner_tags_retries_docs(bag):
+    from mlops_lifecycle.dag_factory import DAG_KINDS
+    from mlops_lifecycle.spec import load_spec
+
+    specs = {path.stem: load_spec(path) for path in spec_paths(DAGS / "specs")}
     for dag_id in bag.dag_ids:
         dag = bag.dags[dag_id]
+        model, _, kind = dag_id.rpartition("__")
+        assert kind in DAG_KINDS and model in specs, f"{dag_id} is not a DAG of a spec in dags/specs"
+        spec = specs[model]
         assert dag.doc_md, f"{dag_id} has no doc_md"
         assert dag.tags and set(dag.tags) <= APPROVED_TAGS, f"{dag_id} tags {dag.tags}"
+        assert {"mlops", kind, *spec.tags} <= set(dag.tags), f"{dag_id} tags {dag.tags}"
         assert dag.catchup is False
+        assert dag.default_args["owner"] == spec.owner and dag.default_args["retries"] == spec.retries, dag_id
         for t in dag.tasks:
-            assert t.owner and t.owner != "airflow", f"{dag_id}.{t.task_id} has no owner"
-            assert (t.retries or 0) >= 0
+            assert t.owner == spec.owner, f"{dag_id}.{t.task_id} owner {t.owner!r}"
+            # The spec's retries, or none for the tasks that must not repeat (sensor, ingestion, promotion).
+            assert t.retries in {spec.retries, 0}, f"{dag_id}.{t.task_id} retries {t.retries}"
 
 
 def test_daily_dag_wiring(bag):
@@ -98,3 +124,105 @@ def test_broken_spec_breaks_only_its_own_dags(tmp_path, monkeypatch):
     assert "broken__invalid_spec" in dags
     assert "broken.yaml" in dags["broken__invalid_spec"].doc_md
     assert "promotion" in dags["broken__invalid_spec"].doc_md
+
+
+def _spec_file(folder: Path, file_name: str, name: str, **changes) -> Path:
+    import yaml
+
+    data = yaml.safe_load((DAGS / "specs" / "late_delivery.yaml").read_text())
+    data.update(name=name, **changes)
+    path = folder / file_name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_model_whose_dags_fail_to_build_breaks_only_itself(tmp_path, monkeypatch):
+    """One DagBag over good and bad specs: no import error, every good model whole, and each
+    bad one a single ``__invalid_spec`` DAG naming its file and field, whatever broke it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlops_lifecycle import dag_factory
+    from mlops_lifecycle import spec as spec_mod
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    _spec_file(specs, "late_delivery.yaml", "late_delivery")
+    _spec_file(specs, "airflow_refuses.yaml", "airflow_refuses")
+    _spec_file(specs, "bad_schedule.yaml", "bad_schedule", schedule="every day at noon")
+    _spec_file(specs, "half_built.yaml", "half_built")
+    _spec_file(specs, "Bad Name.yaml", "bad_name")
+    # A schedule the spec's rules would let through but Airflow refuses (real AirflowTimetableInvalid) ...
+    real_load = spec_mod.load_spec
+    monkeypatch.setattr(spec_mod, "load_spec", lambda p: real_load(p).model_copy(update={"schedule": "61 * * * *"})
+                        if Path(p).stem == "airflow_refuses" else real_load(p))
+    # ... and a model whose third DAG fails after its first two were built (and auto-registered).
+    real_rollback = dag_factory.BUILDERS["rollback"]
+
+    def rollback(spec):
+        if spec.name == "half_built":
+            raise RuntimeError("rollback DAG could not be built")
+        return real_rollback(spec)
+
+    monkeypatch.setitem(dag_factory.BUILDERS, "rollback", rollback)
+    monkeypatch.setenv("MLOPS_SPECS_DIR", str(specs))
+
+    bag = DagBag(dag_folder=str(DAGS))
+
+    assert bag.import_errors == {}
+    sanitised = dag_factory.invalid_spec_dag_id("Bad Name.yaml")
+    assert sorted(bag.dag_ids) == sorted(
+        [f"late_delivery__{k}" for k in dag_factory.DAG_KINDS]
+        + ["airflow_refuses__invalid_spec", "bad_schedule__invalid_spec", "half_built__invalid_spec", sanitised]
+    )
+    refused = bag.dags["airflow_refuses__invalid_spec"].doc_md
+    assert "airflow_refuses.yaml" in refused and "  - schedule: " in refused and "AirflowTimetableInvalid" in refused
+    bad_schedule = bag.dags["bad_schedule__invalid_spec"].doc_md
+    assert "bad_schedule.yaml" in bad_schedule and "  - schedule: 'every day at noon' is not a schedule" in bad_schedule
+    assert "half_built.yaml" in bag.dags["half_built__invalid_spec"].doc_md
+    assert "rollback DAG could not be built" in bag.dags["half_built__invalid_spec"].doc_md
+    assert "Bad Name.yaml" in bag.dags[sanitised].doc_md
+
+
+def test_invalid_spec_dag_ids_never_collide():
+    from mlops_lifecycle.dag_factory import _invalid_spec_dag, invalid_spec_dag_id
+
+    names = ["bad_name.yaml", "Bad Name.yaml", "bad name.yaml", "Bad_Name.yaml", "bad_name.yml", "BAD-NAME.yaml",
+             "bäd_name.yaml", "bad_name_.yaml", "9lives.yaml", "a.yaml", "a.yml", "A.yaml"]
+    ids = [invalid_spec_dag_id(n) for n in names]
+    assert len(set(ids)) == len(ids), ids
+    assert invalid_spec_dag_id("bad_name.yaml") == "bad_name__invalid_spec"
+    assert invalid_spec_dag_id("Bad Name.yaml").startswith("bad_name-")
+    for name, expected in zip(names, ids, strict=True):
+        assert _invalid_spec_dag(name, "error").dag_id == expected  # Airflow takes the id
+
+
+@pytest.mark.parametrize("file_name", ["Bad Name.yaml", "broken.yaml", "broken.yml"])
+def test_a_task_process_builds_the_invalid_spec_dag_it_runs(tmp_path, monkeypatch, file_name):
+    from mlops_lifecycle.dag_factory import build_all, invalid_spec_dag_id
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    _spec_file(specs, file_name, "not_the_file_name")
+    _spec_file(specs, "late_delivery.yaml", "late_delivery")
+    wanted = invalid_spec_dag_id(file_name)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", wanted)
+
+    assert list(build_all(str(specs))) == [wanted]
+
+
+def test_two_files_of_one_model_do_not_overwrite_each_other(tmp_path, monkeypatch):
+    from mlops_lifecycle.dag_factory import build_all, invalid_spec_dag_id
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    _spec_file(specs, "late_delivery.yaml", "late_delivery")
+    _spec_file(specs, "late_delivery.yml", "late_delivery", owner="someone-else")
+    second_id = invalid_spec_dag_id("late_delivery.yml")
+
+    dags = build_all(str(specs))
+
+    assert dags["late_delivery__daily"].owner == "ml-platform"
+    assert "late_delivery.yml" in dags[second_id].doc_md
+    assert "  - name: model 'late_delivery' is already defined by late_delivery.yaml" in dags[second_id].doc_md
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", second_id)  # its task process finds it too
+    assert list(build_all(str(specs))) == [second_id]

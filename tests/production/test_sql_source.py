@@ -5,7 +5,8 @@ URI; the query runs through the common-sql provider's hook (here the Postgres ho
 the logical date bound as a parameter. A uniquely named table holds two days of rows;
 ingesting one day must land only that day's rows, pass the same Great Expectations
 validation as a file would, and a date carrying a quote must stay a value, never SQL.
-Without PostgreSQL on 127.0.0.1:5432 the module skips (fails under MLOPS_REQUIRE_SERVICES=1).
+Without a PostgreSQL on 127.0.0.1:5432 that lets user postgres into database ``test``, the
+module skips saying which (fails under MLOPS_REQUIRE_SERVICES=1).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import secrets
 import pandas as pd
 import pytest
 import yaml
-from live_airflow import port_open, skip_or_fail
+from live_airflow import REQUIRE_VAR, port_open, skip_or_fail
 
 from mlops_lifecycle import ingestion, lake
 from mlops_lifecycle.examples import late_delivery
@@ -32,19 +33,30 @@ SQL_TYPES = {"object": "text", "float64": "double precision", "int64": "bigint",
              "datetime64[ns]": "timestamp"}
 
 
-def _pg():
+def _pg(dbname: str = PG_DB):
     import psycopg2
 
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=PG_DB, connect_timeout=5)
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, connect_timeout=5)
     conn.autocommit = True
     return conn
+
+
+def _usable_postgres_or_skip(dbname: str = PG_DB) -> None:
+    """Skip (or fail under MLOPS_REQUIRE_SERVICES=1) unless PostgreSQL takes a connection to ``dbname``."""
+    if not port_open(PG_HOST, PG_PORT):
+        skip_or_fail(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    try:
+        _pg(dbname).close()
+    except Exception as exc:  # noqa: BLE001 - no driver, no such database, refused login: all unusable
+        skip_or_fail(f"PostgreSQL on {PG_HOST}:{PG_PORT} is not usable as user {PG_USER!r} with database "
+                     f"{dbname!r} ({type(exc).__name__}: {str(exc).strip()}); e.g. createdb -h {PG_HOST} "
+                     f"-U {PG_USER} {dbname}")
 
 
 @pytest.fixture(scope="module")
 def table():
     """A uniquely named table holding DAY1 and DAY2 of the example's rows; dropped afterwards."""
-    if not port_open(PG_HOST, PG_PORT):
-        skip_or_fail(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    _usable_postgres_or_skip()
     from psycopg2 import sql
     from psycopg2.extras import execute_values
 
@@ -140,3 +152,20 @@ def test_a_failing_query_names_the_connection_and_the_database_error(table, conn
 
     assert f"connection '{CONN_ID}'" in str(err.value) and "no_such_column" in str(err.value)
     assert "does not exist" in str(err.value)
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["skips", "fails-when-required"])
+def test_an_unusable_service_skips_saying_why_unless_required(monkeypatch, required):
+    """A missing database is a service that cannot be used, like a closed port: a skip with the
+    reason, or a failure when MLOPS_REQUIRE_SERVICES=1; never an error in a fixture."""
+    missing = f"mlops_no_such_db_{secrets.token_hex(3)}"
+    if required:
+        monkeypatch.setenv(REQUIRE_VAR, "1")
+    else:
+        monkeypatch.delenv(REQUIRE_VAR, raising=False)
+    expected = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(expected) as outcome:
+        _usable_postgres_or_skip(missing)
+    reason = str(outcome.value)
+    assert (f"database {missing!r}" in reason) if port_open(PG_HOST, PG_PORT) else ("not reachable" in reason)
+    assert (f"{REQUIRE_VAR}=1" in reason) == required
