@@ -11,11 +11,12 @@ by the run's logical date (never by wall-clock time)::
         predictions/ds=.../predictions.parquet    scored rows, with manifest.json
         labels/ds=.../data.parquet                late labels of the day's rows joined with their predictions
         training/end=YYYY-MM-DD/                  the assembled training window and its holdout
-        reports/validation/ds=.../result.json     GX results for every batch
+        reports/validation/ds=.../result.json     GX result of the batch the day stands on
         reports/drift/ds=.../report.html          Evidently report, with summary.json
         reports/concept/ds=.../summary.json       realised metric of a day's predictions, once its labels are in
         reference/v<N>/reference.parquet          the drift reference of model version N
         staging/<zone>/ds=.../<run>/              a run's partial outputs (mapped scoring), committed together
+        staging/raw/ds=.../data.parquet           a re-delivery of a validated day, until validation decides
         events/<kind>/<key>.json                  retrain requests, promotions, alerts
 
 Writes go to a temporary name in the same folder and are renamed into place, so a
@@ -25,6 +26,19 @@ report) is built whole under a hidden name and swapped in with one atomic exchan
 Linux (:func:`replace_dir`); where that is not available, a crash in the middle of the
 swap is repaired by the next reader or writer of the partition (:func:`recover`).
 Model names are validated identifiers, so no path can escape the lake.
+
+A day delivered again once it has a validated batch (a rerun, a backfill, a corrected
+export) never overwrites the accepted one before it is judged. Ingestion lands it in
+``staging/raw/ds=.../``; ``raw/``, ``validated/`` and everything derived from them go
+on describing the accepted batch. If the new batch passes, validation moves it into
+``raw/`` and replaces ``validated/`` (the downstream tasks of that run then rebuild
+features and predictions). If it fails, it goes to ``quarantine/`` with its result,
+whose ``kept`` section names the validated batch that still stands; the day's
+``reports/validation/.../result.json`` stays that batch's result and points at the
+rejected attempt (``rejected_redelivery``), so a quarantined and a validated batch
+of one day always come with a record saying which is which. The run fails saying the
+earlier batch was kept. Volume checks count the validated partitions' rows from their
+Parquet footers, never from reports.
 """
 
 from __future__ import annotations
@@ -139,6 +153,19 @@ def staging_dir(model: str, zone: str, ds: str | dt.date, run_id: str) -> Path:
     return _model_dir(model) / "staging" / zone / f"ds={as_date(ds).isoformat()}" / key
 
 
+def redelivery_file(model: str, ds: str | dt.date) -> Path:
+    """Where a re-delivery of a day that already has a validated batch waits for its
+    validation (``staging/raw/ds=.../data.parquet``; see the module docstring)."""
+    return _model_dir(model) / "staging" / "raw" / f"ds={as_date(ds).isoformat()}" / "data.parquet"
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer (the data is not read)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def event_file(model: str, kind: str, key: str) -> Path:
     """One recorded event (a retrain request, an alert) keyed by something stable."""
     if not IDENTIFIER.match(kind) or not all(c.isalnum() or c in "-_=." for c in key) or ".." in key:
@@ -211,6 +238,14 @@ def write_json(target: Path, payload: Any) -> Path:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def move_file(source: Path, target: Path) -> Path:
+    """Rename a finished file onto ``target`` (same filesystem: one atomic rename)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    return target
 
 
 def write_parquet(target: Path, frame: pd.DataFrame) -> Path:

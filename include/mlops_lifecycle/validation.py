@@ -13,9 +13,11 @@ is the single source of truth for what valid data looks like:
 
 A failing batch is moved to the quarantine zone with its validation result and
 :class:`ValidationFailed` names every failed expectation with example bad values;
-nothing downstream runs. A batch that passes is written to the validated zone. Every
-result is also kept as ``reports/validation/ds=<day>/result.json`` and rendered into
-the Great Expectations Data Docs site under ``$MLOPS_DATA_DIR/data_docs/<model>``.
+nothing downstream runs. A batch that passes is written to the validated zone. The
+result of the batch a day stands on is kept as ``reports/validation/ds=<day>/result.json``
+(a rejected re-delivery of a validated day leaves the accepted batch and its result in
+place, see :mod:`mlops_lifecycle.lake`), and every result is rendered into the Great
+Expectations Data Docs site under ``$MLOPS_DATA_DIR/data_docs/<model>``.
 
 Why not ``GXValidateDataFrameOperator`` from the GX Airflow provider: it loads its
 dataframe in ``__init__``, i.e. at every DAG parse. The suite here runs at execute time.
@@ -60,18 +62,15 @@ class ValidationFailed(ValueError):
 
 def volume_bounds(spec: ModelSpec, day: dt.date) -> dict[str, Any] | None:
     """Row-count bounds from the median of the last ``volume_lookback_days`` validated days
-    before ``day`` (None when there is no history yet)."""
+    before ``day`` (None when there is no history yet).
+
+    Rows are counted in the validated partitions themselves (their Parquet footers), not
+    read from validation reports: a report may describe an attempt that was rejected.
+    """
     recent = [d for d in lake.partitions(spec.name, "validated") if d < day][-spec.validation.volume_lookback_days :]
-    counts = []
-    for d in recent:
-        report = lake.report_dir(spec.name, "validation", d) / "result.json"
-        if report.exists():
-            rows = lake.read_json(report).get("rows")
-            if rows:
-                counts.append(int(rows))
+    counts = sorted(lake.parquet_rows(lake.data_file(spec.name, "validated", d)) for d in recent)
     if not counts:
         return None
-    counts.sort()
     mid = len(counts) // 2
     median = counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
     return {
@@ -441,32 +440,75 @@ def quarantine(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: 
     return qdir
 
 
+def _reject(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: Any = None,
+            source_file: Path | None = None) -> ValidationFailed:
+    """Quarantine a rejected batch with its result; return the error to raise.
+
+    When the day already has a validated batch, that batch stands: the result records
+    it as ``kept``, the day's report stays its result and gains a ``rejected_redelivery``
+    pointer to the quarantined attempt, and the waiting re-delivery is dropped (its
+    rows are in quarantine). Otherwise the result becomes the day's report.
+    """
+    validated = lake.data_file(spec.name, "validated", day)
+    report = lake.report_dir(spec.name, "validation", day) / "result.json"
+    accepted = lake.read_json(report) if report.exists() else {}
+    kept = None
+    if validated.exists():
+        kept = {"path": str(validated), "rows": lake.parquet_rows(validated), "sha256": lake.file_sha256(validated),
+                "checked_at": accepted.get("checked_at")}
+        result["kept"] = kept
+    qdir = quarantine(spec, day, result, frame=frame, source_file=source_file)
+    msg = failure_message(f"{spec.name} batch {day} rejected", result) + f"\nQuarantined in {qdir}."
+    if kept is None:
+        lake.write_json(report, result)
+        msg += " Nothing downstream ran for this day; fix the source and rerun it."
+    else:
+        pointer = {"quarantine": str(qdir), "checked_at": result.get("checked_at"), "rows": result["rows"],
+                   "failed": result["failed"]}
+        lake.write_json(report, {**accepted, "rejected_redelivery": pointer})
+        lake.redelivery_file(spec.name, day).unlink(missing_ok=True)
+        msg += (f" This was a re-delivery of {day}, which already had a validated batch: the earlier validated batch "
+                f"was kept ({kept['rows']} rows in {validated}), and raw/, features, predictions and reports of the day "
+                "still describe it. Fix the source and rerun the day to replace it.")
+    log.error(msg)
+    return ValidationFailed(msg, result)
+
+
+def _checked_at() -> str:
+    """When an attempt was judged (a record only: partitions never depend on it)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def validate_partition(spec: ModelSpec, ds: str | dt.date, *, docs: bool = True) -> dict[str, Any]:
-    """Stage function: validate the day's raw batch; promote it to ``validated/`` or
+    """Stage function: validate the day's batch; promote it to ``validated/`` or
     quarantine it.
 
-    A rerun that passes replaces the day's validated partition and clears its
-    quarantine. A rerun that fails quarantines the new batch and leaves everything
-    already validated untouched.
+    The batch is the day's ``raw/`` partition, or, for a day that already has a
+    validated batch, the re-delivery waiting in :func:`lake.redelivery_file`. One that
+    passes replaces the day's raw and validated partitions and clears its quarantine.
+    One that fails is quarantined with its result; a validated batch of the day, and
+    everything made from it, is kept untouched (see :mod:`mlops_lifecycle.lake`).
 
     Raises:
         ValidationFailed: the batch broke its expectations; the message names each failed
-            check with example values and where the batch was quarantined.
+            check with example values, where the batch was quarantined and, for a
+            re-delivery, that the earlier validated batch was kept.
     """
     import pandas as pd
 
     day = lake.as_date(ds)
-    frame = pd.read_parquet(lake.data_file(spec.name, "raw", day), engine="pyarrow")
+    raw, pending = lake.data_file(spec.name, "raw", day), lake.redelivery_file(spec.name, day)
+    source = pending if pending.exists() else raw
+    frame = pd.read_parquet(source, engine="pyarrow")
     volume = volume_bounds(spec, day)
     result = validate_frame(spec, frame, day=day, volume=volume, docs=docs)
-    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
+    result.update(checked_at=_checked_at(), redelivery=source == pending)
     if not result["success"]:
-        qdir = quarantine(spec, day, result, frame=frame)
-        msg = failure_message(f"{spec.name} batch {day} rejected", result)
-        msg += f"\nQuarantined in {qdir}. Nothing downstream ran for this day; fix the source and rerun it."
-        log.error(msg)
-        raise ValidationFailed(msg, result)
+        raise _reject(spec, day, result, frame=frame)
     target = lake.write_parquet(lake.data_file(spec.name, "validated", day), frame)
+    if source == pending:
+        lake.move_file(pending, raw)
+    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
     lake.remove_partition(spec.name, "quarantine", day)
     log.info("%s %s: %d rows passed %d checks", spec.name, day, result["rows"], result["evaluated"])
     return {"model": spec.name, "ds": day.isoformat(), "rows": result["rows"], "checks": result["evaluated"],
@@ -496,7 +538,8 @@ def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, err
     """Quarantine source bytes that could not even be read, and return the error to raise.
 
     The validation result names the failed reader check (``check``), says what was
-    found (``error``) and keeps a copy of the bytes beside it; nothing else is written.
+    found (``error``) and keeps a copy of the bytes beside it; nothing else is written but
+    the day's report (a day already validated keeps its batch, as in :func:`validate_partition`).
     ``source_name`` names the source when ``source_file`` is a local copy of it (a URL).
     """
     day = lake.as_date(ds)
@@ -504,10 +547,5 @@ def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, err
               "detail": error, "examples": [_plain(e) for e in (examples or [])][:MAX_EXAMPLES]}
     result = {"model": spec.name, "ds": day.isoformat(), "suite": f"{spec.name}.batch", "success": False,
               "rows": 0, "columns": [], "evaluated": 1, "failed": 1, "failures": [failed], "checks": [failed],
-              "volume": None, "summary": [], "source": source_name or str(source_file)}
-    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
-    qdir = quarantine(spec, day, result, source_file=source_file)
-    msg = failure_message(f"{spec.name} batch {day} rejected", result)
-    msg += f"\nQuarantined in {qdir}. Nothing downstream ran for this day; fix the source and rerun it."
-    log.error(msg)
-    return ValidationFailed(msg, result)
+              "volume": None, "summary": [], "source": source_name or str(source_file), "checked_at": _checked_at()}
+    return _reject(spec, day, result, source_file=source_file)

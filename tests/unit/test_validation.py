@@ -141,8 +141,9 @@ def test_volume_bounds_come_from_recent_validated_days(data_dir, example_spec, c
     assert validation.volume_bounds(example_spec, DAY) is None
     for i, rows in enumerate([100, 120, 140]):
         day = DAY - dt.timedelta(days=3 - i)
-        lake.write_parquet(lake.data_file(example_spec.name, "validated", day), clean.iloc[:1])
-        lake.write_json(lake.report_dir(example_spec.name, "validation", day) / "result.json", {"rows": rows})
+        lake.write_parquet(lake.data_file(example_spec.name, "validated", day), pd.concat([clean] * 2).iloc[:rows])
+        # A report can describe a rejected later attempt: the rows are counted in the partition.
+        lake.write_json(lake.report_dir(example_spec.name, "validation", day) / "result.json", {"rows": 7 * rows})
     bounds = validation.volume_bounds(example_spec, DAY)
     assert bounds["median"] == 120 and bounds["min"] == 36 and bounds["max"] == 360
 
