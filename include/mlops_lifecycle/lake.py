@@ -5,7 +5,7 @@ by the run's logical date (never by wall-clock time)::
 
     $MLOPS_DATA_DIR/lake/<model>/
         raw/ds=YYYY-MM-DD/data.parquet            the day's batch as ingested
-        validated/ds=.../data.parquet             batches that passed validation
+        validated/ds=.../data.parquet             batches that passed validation (event times in UTC, no zone)
         quarantine/ds=.../data.parquet            batches that failed, with validation.json
         features/ds=.../data.parquet              the model inputs computed from validated rows
         predictions/ds=.../predictions.parquet    scored rows, with manifest.json

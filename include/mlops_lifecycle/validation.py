@@ -7,7 +7,7 @@ is the single source of truth for what valid data looks like:
 - per feature: pandas type, allowed categories, min/max, nulls (``max_null_fraction``),
   and at least two distinct values (an all-constant column is a broken feed);
 - entity ids present and unique (duplicate rows and duplicate ids fail), event times
-  inside the day's partition, labels in range when present;
+  inside the day's partition (a UTC day), labels in range when present;
 - volume: at least ``min_rows``, and within ``volume_min_ratio``..``volume_max_ratio``
   of the median of recent validated days.
 
@@ -18,6 +18,10 @@ result of the batch a day stands on is kept as ``reports/validation/ds=<day>/res
 (a rejected re-delivery of a validated day leaves the accepted batch and its result in
 place, see :mod:`mlops_lifecycle.lake`), and every result is rendered into the Great
 Expectations Data Docs site under ``$MLOPS_DATA_DIR/data_docs/<model>``.
+
+Event times with a time zone (any zone or unit) are converted to UTC and stored
+without the zone in the validated zone (:func:`canonical_event_time`); raw and
+quarantine keep the batch as delivered.
 
 Why not ``GXValidateDataFrameOperator`` from the GX Airflow provider: it loads its
 dataframe in ``__init__``, i.e. at every DAG parse. The suite here runs at execute time.
@@ -44,8 +48,11 @@ PANDAS_TYPES = {
     "category": ["object", "str", "string", "category"],
     "bool": ["bool", "boolean"],
 }
-DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]",
-                  "datetime64[ns, UTC]", "datetime64[us, UTC]"]
+# Naive units only. GX 1.24 cannot match a timezone-aware dtype by name: its type check
+# turns each name into a numpy dtype, which has no zone, so a 'datetime64[ns, UTC]'
+# column failed against 'datetime64[ns, UTC]' itself ("observed Timestamp"). Aware
+# event times are converted to naive UTC before the suite runs (canonical_event_time).
+DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
 MAX_EXAMPLES = 5
 
 
@@ -55,6 +62,48 @@ class ValidationFailed(ValueError):
     def __init__(self, message: str, result: dict[str, Any]):
         super().__init__(message)
         self.result = result
+
+
+# ---- event times ----------------------------------------------------------------------
+
+
+def canonical_event_time(spec: ModelSpec, frame: Any) -> tuple[Any, str | None]:
+    """The frame with a timezone-aware event-time column converted to UTC and stored
+    without its zone (the lake's convention: an event time without a zone is UTC), and
+    the zone it came in (None when nothing was converted).
+
+    Any zone and unit is converted: ``datetime64[us, Europe/Berlin]``, a fixed offset,
+    ISO text ending in ``Z`` parsed by ingestion, or a column of aware timestamps with
+    several offsets (a day across a DST change). Anything else (naive times, text,
+    numbers, aware and naive times mixed) is returned as it is, for the suite to judge.
+    Every validated day so holds the same kind of column, so days concatenate
+    (training) and ``.dt.date`` is the UTC day the partition check uses.
+    """
+    import pandas as pd
+
+    column = spec.event_time
+    if column not in frame.columns:
+        return frame, None
+    values = frame[column]
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        zone = str(values.dtype.tz)
+        converted = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif values.dtype == object and len(present := values.dropna()) and all(
+        isinstance(v, dt.datetime) and v.tzinfo is not None for v in present
+    ):
+        zone = ", ".join(sorted({str(v.tzinfo) for v in present})[:3])
+        converted = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    else:
+        return frame, None
+    out = frame.copy(deep=False)  # the caller's frame (and its zone) is left as delivered
+    out[column] = converted
+    return out, zone
+
+
+def _mixes_zones(values: Any) -> bool:
+    """Whether a column holds timestamps both with and without a time zone."""
+    kinds = {v.tzinfo is not None for v in values if isinstance(v, dt.datetime)}
+    return len(kinds) == 2
 
 
 # ---- the suite -------------------------------------------------------------------------
@@ -121,7 +170,7 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
         start = dt.datetime.combine(day, dt.time())
         end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
         add(gxe.ExpectColumnValuesToBeBetween(column=spec.event_time, min_value=start, max_value=end),
-            f"event times inside the partition {day.isoformat()}")
+            f"event times inside the partition {day.isoformat()} (UTC)")
 
     for f in spec.features:
         add(gxe.ExpectColumnValuesToBeInTypeList(column=f.name, type_list=PANDAS_TYPES[f.type]),
@@ -257,7 +306,11 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
         # GX shows the first values of a wrongly typed column; show the ones of the wrong kind.
         values = frame[column].dropna()
         if set(kwargs.get("type_list") or []) == set(DATETIME_TYPES):
-            bad = values[pd.to_datetime(values, errors="coerce", format="mixed").isna()]
+            if _mixes_zones(values):
+                out["detail"] = ("the column mixes times with a time zone and times without one: "
+                                 "give every value a zone (or none)")
+            bad = values[[not isinstance(v, dt.datetime) for v in values]]
+            bad = bad[pd.to_datetime(bad.astype(str), errors="coerce", format="mixed", utc=True).isna()]
         elif set(kwargs.get("type_list") or []) == set(PANDAS_TYPES["category"]):
             bad = values  # a category column of numbers or dates: every value is of the wrong kind
         else:
@@ -359,6 +412,7 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
     except the Data Docs pages when ``docs``)."""
     import great_expectations as gx
 
+    frame, zone = canonical_event_time(spec, frame)
     suite_obj = build_suite(spec, day=day, volume=volume, training=training)
     ctx = _context(spec, docs)
     suite = ctx.suites.add(suite_obj)
@@ -396,6 +450,7 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
         "failures": failed,
         "checks": checks,
         "volume": volume,
+        "event_time_zone": zone,
     }
     result["summary"] = _headlines(result, expected) if failed else []
     return result
@@ -500,12 +555,13 @@ def validate_partition(spec: ModelSpec, ds: str | dt.date, *, docs: bool = True)
     raw, pending = lake.data_file(spec.name, "raw", day), lake.redelivery_file(spec.name, day)
     source = pending if pending.exists() else raw
     frame = pd.read_parquet(source, engine="pyarrow")
+    canonical, zone = canonical_event_time(spec, frame)
     volume = volume_bounds(spec, day)
-    result = validate_frame(spec, frame, day=day, volume=volume, docs=docs)
-    result.update(checked_at=_checked_at(), redelivery=source == pending)
+    result = validate_frame(spec, canonical, day=day, volume=volume, docs=docs)
+    result.update(checked_at=_checked_at(), redelivery=source == pending, event_time_zone=zone)
     if not result["success"]:
-        raise _reject(spec, day, result, frame=frame)
-    target = lake.write_parquet(lake.data_file(spec.name, "validated", day), frame)
+        raise _reject(spec, day, result, frame=frame)  # quarantined as delivered
+    target = lake.write_parquet(lake.data_file(spec.name, "validated", day), canonical)
     if source == pending:
         lake.move_file(pending, raw)
     lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
