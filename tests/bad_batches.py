@@ -65,10 +65,10 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _volume_spike(frame: pd.DataFrame) -> pd.DataFrame:
-    # Four times the usual volume, every row still valid on its own (fresh ids, same day).
+def volume_spike(frame: pd.DataFrame, times: int = 4) -> pd.DataFrame:
+    """``times`` the usual volume, every row still valid on its own (fresh ids, same day)."""
     parts = []
-    for k in range(4):
+    for k in range(times):
         part = frame.copy()
         part["package_id"] = part["package_id"] + f"-{k}"
         parts.append(part)
@@ -146,7 +146,7 @@ KINDS: list[BadBatch] = [
              "expect_column_values_to_be_unique", ("duplicate rows: 10 row(s) repeat an earlier row in full",)),
     BadBatch("volume_drop", lambda f: f.iloc[: ROWS // 5], "expect_table_row_count_to_be_between",
              ("volume within", "observed 60")),
-    BadBatch("volume_spike", _volume_spike, "expect_table_row_count_to_be_between", ("volume within", "observed")),
+    BadBatch("volume_spike", volume_spike, "expect_table_row_count_to_be_between", ("volume within", "observed")),
     BadBatch("all_constant_column", lambda f: f.assign(package_type="standard"),
              "expect_column_unique_value_count_to_be_between", ("package_type is not constant", "observed 1")),
     BadBatch("dates_outside_partition",

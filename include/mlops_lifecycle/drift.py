@@ -12,7 +12,7 @@ reads its verdicts back:
 - prediction drift is a separate ``ValueDrift`` on the model's output column, so it
   is reported on its own and does not change the feature share.
 
-The HTML report is Evidently's, saved atomically beside a JSON summary.
+The HTML report is Evidently's, swapped in together with its JSON summary as one folder.
 
 Large days are sampled, not cut short. A full Evidently run costs about 100 s and
 1.6 GB for 1 M x 1 M rows x 20 columns, almost all of it spent on work whose result
@@ -221,12 +221,13 @@ def sample_positions(rows: int, size: int, seed: int) -> Any:
 
 
 def compute_drift(spec: ModelSpec, current: Any, reference: Any, *, out_dir: Path | None = None,
-                  max_rows: int | None = None) -> dict[str, Any]:
+                  max_rows: int | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the drift report of ``current`` against ``reference``.
 
     Both frames hold the spec's drift columns and, when ``drift.include_prediction``,
-    a ``prediction`` column. With ``out_dir`` the HTML report and nothing else is
-    written there (the caller writes the summary it returns). A side longer than
+    a ``prediction`` column. ``extra`` is merged into the summary. With ``out_dir``
+    that folder is replaced, in one swap, by one holding the HTML report
+    (``report.html``) and the summary (``summary.json``). A side longer than
     ``max_rows`` (default :func:`default_max_rows`) is sampled when that keeps a full run's
     verdicts (see the module docstring).
 
@@ -276,11 +277,17 @@ def compute_drift(spec: ModelSpec, current: Any, reference: Any, *, out_dir: Pat
         _name_pinned_methods(spec, summary, methods)
     summary["rows"] = {"current": int(len(current)), "reference": int(len(reference))}
     summary["sampled"] = sampled
+    summary.update(extra or {})
     if out_dir is not None:
-        html = Path(out_dir) / "report.html"
-        with lake.atomic_path(html) as tmp:
-            snapshot.save_html(str(tmp))
-        summary["report_html"] = str(html)
+        out_dir = Path(out_dir)
+        summary["report_html"] = str(out_dir / "report.html")
+
+        def build(tmp: Path) -> None:
+            snapshot.save_html(str(tmp / "report.html"))
+            lake.write_json(tmp / "summary.json", summary)
+
+        # One folder swap: a crash or a rerun never pairs a report with another run's summary.
+        lake.replace_dir(out_dir, build)
     return summary
 
 

@@ -11,7 +11,9 @@ The spec names one of three kinds of source; each yields one frame for the day:
 
 No file, no rows, or None means the partition is not there (yet): the sensor waits.
 The frame is read as it is (no cleaning: validation judges it next) and written as
-Parquet to ``raw/ds=<day>``; a rerun of the day replaces that partition.
+Parquet to ``raw/ds=<day>``. A rerun replaces that partition, except on a day that
+already has a validated batch: there the new one waits beside it until it passes
+validation (see :func:`ingest`).
 
 Bytes that cannot even be read as the declared format never reach the raw zone:
 they are quarantined with a validation result that names the failed check and shows
@@ -545,6 +547,10 @@ def _quarantine_unreadable(spec: ModelSpec, ds: str | dt.date, exc: SourceUnread
 def ingest(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
     """Stage function: land the day's batch in ``raw/``. Returns rows, path and source lineage.
 
+    A day that already has a validated batch keeps it in ``raw/``: the new delivery
+    waits in :func:`mlops_lifecycle.lake.redelivery_file` for validation to accept or
+    reject it (``redelivery`` is True in the summary).
+
     With a ``labels`` section the batch may leave out the target column (its labels
     arrive later): it is added, empty, so every batch has the spec's columns.
 
@@ -563,7 +569,14 @@ def ingest(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
                                examples=exc.examples) from exc
     if spec.labels is not None and spec.target.column not in frame.columns:
         frame[spec.target.column] = float("nan")
-    target = lake.write_parquet(lake.data_file(spec.name, "raw", ds), frame)
+    redelivery = lake.redelivery_file(spec.name, ds)
+    if lake.data_file(spec.name, "validated", ds).exists():
+        # The day already has a validated batch: raw/ keeps the batch it was made from
+        # until validation accepts this one (see mlops_lifecycle.lake).
+        target = lake.write_parquet(redelivery, frame)
+    else:
+        target = lake.write_parquet(lake.data_file(spec.name, "raw", ds), frame)
+        redelivery.unlink(missing_ok=True)
     summary = {
         "model": spec.name,
         "ds": lake.as_date(ds).isoformat(),
@@ -572,6 +585,7 @@ def ingest(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
         "source_kind": spec.source.kind,
         **lineage,
         "raw_path": str(target),
+        "redelivery": target == redelivery,
     }
     log.info("ingested %s rows of %s for %s from %s", summary["rows"], spec.name, summary["ds"], summary["source"])
     return summary

@@ -58,11 +58,11 @@ def check_drift(spec: ModelSpec, ds: str | dt.date, *, version: str | int) -> di
     )
     reference = reference_sample(spec, version)
     out_dir = lake.report_dir(spec.name, "drift", day)
-    summary = drift.compute_drift(spec, current[[*spec.drift_columns, "prediction"]], reference, out_dir=out_dir)
-
     concept = concept_metrics(spec, current, version)
-    summary.update(model=spec.name, ds=day.isoformat(), model_version=str(version), concept=concept)
-    lake.write_json(out_dir / "summary.json", summary)
+    # The report and summary.json are written as one folder swap.
+    summary = drift.compute_drift(spec, current[[*spec.drift_columns, "prediction"]], reference, out_dir=out_dir,
+                                  extra={"model": spec.name, "ds": day.isoformat(), "model_version": str(version),
+                                         "concept": concept})
     log.info(
         "%s %s drift share %.2f (threshold %.2f) drifted=%s prediction=%s concept=%s",
         spec.name, day, summary["drift_share"], summary["drift_share_threshold"], summary["drifted_columns"],

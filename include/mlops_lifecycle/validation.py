@@ -7,15 +7,21 @@ is the single source of truth for what valid data looks like:
 - per feature: pandas type, allowed categories, min/max, nulls (``max_null_fraction``),
   and at least two distinct values (an all-constant column is a broken feed);
 - entity ids present and unique (duplicate rows and duplicate ids fail), event times
-  inside the day's partition, labels in range when present;
+  inside the day's partition (a UTC day), labels in range when present;
 - volume: at least ``min_rows``, and within ``volume_min_ratio``..``volume_max_ratio``
   of the median of recent validated days.
 
 A failing batch is moved to the quarantine zone with its validation result and
 :class:`ValidationFailed` names every failed expectation with example bad values;
-nothing downstream runs. A batch that passes is written to the validated zone. Every
-result is also kept as ``reports/validation/ds=<day>/result.json`` and rendered into
-the Great Expectations Data Docs site under ``$MLOPS_DATA_DIR/data_docs/<model>``.
+nothing downstream runs. A batch that passes is written to the validated zone. The
+result of the batch a day stands on is kept as ``reports/validation/ds=<day>/result.json``
+(a rejected re-delivery of a validated day leaves the accepted batch and its result in
+place, see :mod:`mlops_lifecycle.lake`), and every result is rendered into the Great
+Expectations Data Docs site under ``$MLOPS_DATA_DIR/data_docs/<model>``.
+
+Event times with a time zone (any zone or unit) are converted to UTC and stored
+without the zone in the validated zone (:func:`canonical_event_time`); raw and
+quarantine keep the batch as delivered.
 
 Why not ``GXValidateDataFrameOperator`` from the GX Airflow provider: it loads its
 dataframe in ``__init__``, i.e. at every DAG parse. The suite here runs at execute time.
@@ -42,8 +48,11 @@ PANDAS_TYPES = {
     "category": ["object", "str", "string", "category"],
     "bool": ["bool", "boolean"],
 }
-DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]",
-                  "datetime64[ns, UTC]", "datetime64[us, UTC]"]
+# Naive units only. GX 1.24 cannot match a timezone-aware dtype by name: its type check
+# turns each name into a numpy dtype, which has no zone, so a 'datetime64[ns, UTC]'
+# column failed against 'datetime64[ns, UTC]' itself ("observed Timestamp"). Aware
+# event times are converted to naive UTC before the suite runs (canonical_event_time).
+DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
 MAX_EXAMPLES = 5
 
 
@@ -55,23 +64,62 @@ class ValidationFailed(ValueError):
         self.result = result
 
 
+# ---- event times ----------------------------------------------------------------------
+
+
+def canonical_event_time(spec: ModelSpec, frame: Any) -> tuple[Any, str | None]:
+    """The frame with a timezone-aware event-time column converted to UTC and stored
+    without its zone (the lake's convention: an event time without a zone is UTC), and
+    the zone it came in (None when nothing was converted).
+
+    Any zone and unit is converted: ``datetime64[us, Europe/Berlin]``, a fixed offset,
+    ISO text ending in ``Z`` parsed by ingestion, or a column of aware timestamps with
+    several offsets (a day across a DST change). Anything else (naive times, text,
+    numbers, aware and naive times mixed) is returned as it is, for the suite to judge.
+    Every validated day so holds the same kind of column, so days concatenate
+    (training) and ``.dt.date`` is the UTC day the partition check uses.
+    """
+    import pandas as pd
+
+    column = spec.event_time
+    if column not in frame.columns:
+        return frame, None
+    values = frame[column]
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        zone = str(values.dtype.tz)
+        converted = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif values.dtype == object and len(present := values.dropna()) and all(
+        isinstance(v, dt.datetime) and v.tzinfo is not None for v in present
+    ):
+        zone = ", ".join(sorted({str(v.tzinfo) for v in present})[:3])
+        converted = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    else:
+        return frame, None
+    out = frame.copy(deep=False)  # the caller's frame (and its zone) is left as delivered
+    out[column] = converted
+    return out, zone
+
+
+def _mixes_zones(values: Any) -> bool:
+    """Whether a column holds timestamps both with and without a time zone."""
+    kinds = {v.tzinfo is not None for v in values if isinstance(v, dt.datetime)}
+    return len(kinds) == 2
+
+
 # ---- the suite -------------------------------------------------------------------------
 
 
 def volume_bounds(spec: ModelSpec, day: dt.date) -> dict[str, Any] | None:
     """Row-count bounds from the median of the last ``volume_lookback_days`` validated days
-    before ``day`` (None when there is no history yet)."""
+    before ``day`` (None when there is no history yet).
+
+    Rows are counted in the validated partitions themselves (their Parquet footers), not
+    read from validation reports: a report may describe an attempt that was rejected.
+    """
     recent = [d for d in lake.partitions(spec.name, "validated") if d < day][-spec.validation.volume_lookback_days :]
-    counts = []
-    for d in recent:
-        report = lake.report_dir(spec.name, "validation", d) / "result.json"
-        if report.exists():
-            rows = lake.read_json(report).get("rows")
-            if rows:
-                counts.append(int(rows))
+    counts = sorted(lake.parquet_rows(lake.data_file(spec.name, "validated", d)) for d in recent)
     if not counts:
         return None
-    counts.sort()
     mid = len(counts) // 2
     median = counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
     return {
@@ -122,7 +170,7 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
         start = dt.datetime.combine(day, dt.time())
         end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
         add(gxe.ExpectColumnValuesToBeBetween(column=spec.event_time, min_value=start, max_value=end),
-            f"event times inside the partition {day.isoformat()}")
+            f"event times inside the partition {day.isoformat()} (UTC)")
 
     for f in spec.features:
         add(gxe.ExpectColumnValuesToBeInTypeList(column=f.name, type_list=PANDAS_TYPES[f.type]),
@@ -258,7 +306,11 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
         # GX shows the first values of a wrongly typed column; show the ones of the wrong kind.
         values = frame[column].dropna()
         if set(kwargs.get("type_list") or []) == set(DATETIME_TYPES):
-            bad = values[pd.to_datetime(values, errors="coerce", format="mixed").isna()]
+            if _mixes_zones(values):
+                out["detail"] = ("the column mixes times with a time zone and times without one: "
+                                 "give every value a zone (or none)")
+            bad = values[[not isinstance(v, dt.datetime) for v in values]]
+            bad = bad[pd.to_datetime(bad.astype(str), errors="coerce", format="mixed", utc=True).isna()]
         elif set(kwargs.get("type_list") or []) == set(PANDAS_TYPES["category"]):
             bad = values  # a category column of numbers or dates: every value is of the wrong kind
         else:
@@ -360,6 +412,7 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
     except the Data Docs pages when ``docs``)."""
     import great_expectations as gx
 
+    frame, zone = canonical_event_time(spec, frame)
     suite_obj = build_suite(spec, day=day, volume=volume, training=training)
     ctx = _context(spec, docs)
     suite = ctx.suites.add(suite_obj)
@@ -397,6 +450,7 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
         "failures": failed,
         "checks": checks,
         "volume": volume,
+        "event_time_zone": zone,
     }
     result["summary"] = _headlines(result, expected) if failed else []
     return result
@@ -441,32 +495,76 @@ def quarantine(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: 
     return qdir
 
 
+def _reject(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: Any = None,
+            source_file: Path | None = None) -> ValidationFailed:
+    """Quarantine a rejected batch with its result; return the error to raise.
+
+    When the day already has a validated batch, that batch stands: the result records
+    it as ``kept``, the day's report stays its result and gains a ``rejected_redelivery``
+    pointer to the quarantined attempt, and the waiting re-delivery is dropped (its
+    rows are in quarantine). Otherwise the result becomes the day's report.
+    """
+    validated = lake.data_file(spec.name, "validated", day)
+    report = lake.report_dir(spec.name, "validation", day) / "result.json"
+    accepted = lake.read_json(report) if report.exists() else {}
+    kept = None
+    if validated.exists():
+        kept = {"path": str(validated), "rows": lake.parquet_rows(validated), "sha256": lake.file_sha256(validated),
+                "checked_at": accepted.get("checked_at")}
+        result["kept"] = kept
+    qdir = quarantine(spec, day, result, frame=frame, source_file=source_file)
+    msg = failure_message(f"{spec.name} batch {day} rejected", result) + f"\nQuarantined in {qdir}."
+    if kept is None:
+        lake.write_json(report, result)
+        msg += " Nothing downstream ran for this day; fix the source and rerun it."
+    else:
+        pointer = {"quarantine": str(qdir), "checked_at": result.get("checked_at"), "rows": result["rows"],
+                   "failed": result["failed"]}
+        lake.write_json(report, {**accepted, "rejected_redelivery": pointer})
+        lake.redelivery_file(spec.name, day).unlink(missing_ok=True)
+        msg += (f" This was a re-delivery of {day}, which already had a validated batch: the earlier validated batch "
+                f"was kept ({kept['rows']} rows in {validated}), and raw/, features, predictions and reports of the day "
+                "still describe it. Fix the source and rerun the day to replace it.")
+    log.error(msg)
+    return ValidationFailed(msg, result)
+
+
+def _checked_at() -> str:
+    """When an attempt was judged (a record only: partitions never depend on it)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
 def validate_partition(spec: ModelSpec, ds: str | dt.date, *, docs: bool = True) -> dict[str, Any]:
-    """Stage function: validate the day's raw batch; promote it to ``validated/`` or
+    """Stage function: validate the day's batch; promote it to ``validated/`` or
     quarantine it.
 
-    A rerun that passes replaces the day's validated partition and clears its
-    quarantine. A rerun that fails quarantines the new batch and leaves everything
-    already validated untouched.
+    The batch is the day's ``raw/`` partition, or, for a day that already has a
+    validated batch, the re-delivery waiting in :func:`lake.redelivery_file`. One that
+    passes replaces the day's raw and validated partitions and clears its quarantine.
+    One that fails is quarantined with its result; a validated batch of the day, and
+    everything made from it, is kept untouched (see :mod:`mlops_lifecycle.lake`).
 
     Raises:
         ValidationFailed: the batch broke its expectations; the message names each failed
-            check with example values and where the batch was quarantined.
+            check with example values, where the batch was quarantined and, for a
+            re-delivery, that the earlier validated batch was kept.
     """
     import pandas as pd
 
     day = lake.as_date(ds)
-    frame = pd.read_parquet(lake.data_file(spec.name, "raw", day), engine="pyarrow")
+    raw, pending = lake.data_file(spec.name, "raw", day), lake.redelivery_file(spec.name, day)
+    source = pending if pending.exists() else raw
+    frame = pd.read_parquet(source, engine="pyarrow")
+    canonical, zone = canonical_event_time(spec, frame)
     volume = volume_bounds(spec, day)
-    result = validate_frame(spec, frame, day=day, volume=volume, docs=docs)
-    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
+    result = validate_frame(spec, canonical, day=day, volume=volume, docs=docs)
+    result.update(checked_at=_checked_at(), redelivery=source == pending, event_time_zone=zone)
     if not result["success"]:
-        qdir = quarantine(spec, day, result, frame=frame)
-        msg = failure_message(f"{spec.name} batch {day} rejected", result)
-        msg += f"\nQuarantined in {qdir}. Nothing downstream ran for this day; fix the source and rerun it."
-        log.error(msg)
-        raise ValidationFailed(msg, result)
-    target = lake.write_parquet(lake.data_file(spec.name, "validated", day), frame)
+        raise _reject(spec, day, result, frame=frame)  # quarantined as delivered
+    target = lake.write_parquet(lake.data_file(spec.name, "validated", day), canonical)
+    if source == pending:
+        lake.move_file(pending, raw)
+    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
     lake.remove_partition(spec.name, "quarantine", day)
     log.info("%s %s: %d rows passed %d checks", spec.name, day, result["rows"], result["evaluated"])
     return {"model": spec.name, "ds": day.isoformat(), "rows": result["rows"], "checks": result["evaluated"],
@@ -496,7 +594,8 @@ def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, err
     """Quarantine source bytes that could not even be read, and return the error to raise.
 
     The validation result names the failed reader check (``check``), says what was
-    found (``error``) and keeps a copy of the bytes beside it; nothing else is written.
+    found (``error``) and keeps a copy of the bytes beside it; nothing else is written but
+    the day's report (a day already validated keeps its batch, as in :func:`validate_partition`).
     ``source_name`` names the source when ``source_file`` is a local copy of it (a URL).
     """
     day = lake.as_date(ds)
@@ -504,10 +603,5 @@ def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, err
               "detail": error, "examples": [_plain(e) for e in (examples or [])][:MAX_EXAMPLES]}
     result = {"model": spec.name, "ds": day.isoformat(), "suite": f"{spec.name}.batch", "success": False,
               "rows": 0, "columns": [], "evaluated": 1, "failed": 1, "failures": [failed], "checks": [failed],
-              "volume": None, "summary": [], "source": source_name or str(source_file)}
-    lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
-    qdir = quarantine(spec, day, result, source_file=source_file)
-    msg = failure_message(f"{spec.name} batch {day} rejected", result)
-    msg += f"\nQuarantined in {qdir}. Nothing downstream ran for this day; fix the source and rerun it."
-    log.error(msg)
-    return ValidationFailed(msg, result)
+              "volume": None, "summary": [], "source": source_name or str(source_file), "checked_at": _checked_at()}
+    return _reject(spec, day, result, source_file=source_file)

@@ -17,18 +17,21 @@ A few kinds also run through the real daily DAG in ``tests/e2e/test_faults.py``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import pytest
 from bad_batches import (
     KINDS,
     ROWS,
+    BadBatch,
     build_lake_with_champion,
     csv_variant,
     deliver,
     downstream_of,
     fingerprint,
     kind,
+    volume_spike,
     write_small_spec,
 )
 
@@ -157,3 +160,110 @@ def test_a_clean_day_passes_in_the_same_lake(trained_lake):
         late_delivery.generate_day(day, rows=ROWS).to_csv(tmp, index=False)
     ingestion.ingest(csv, day)
     assert validation.validate_partition(csv, day, docs=False)["rows"] > 0
+
+
+# ---- a bad re-delivery of a day that was already validated ---------------------------------------
+
+REDELIVERED = [dt.date(2026, 6, 1) + dt.timedelta(days=i) for i in range(3)]
+CLEAN = BadBatch("clean", lambda f: f, "", ())
+SPIKE_7X = BadBatch("volume_spike_7x", lambda f: volume_spike(f, 7), "expect_table_row_count_to_be_between",
+                    ("volume within",))
+
+
+@pytest.fixture
+def small_spec(data_dir, tmp_path):
+    from mlops_lifecycle.spec import load_spec
+
+    return load_spec(write_small_spec(tmp_path / "specs"))
+
+
+def _land(spec, day, batch: BadBatch = CLEAN, rows: int = ROWS) -> dict:
+    """Deliver the day's batch (clean, or broken by ``batch``), ingest and validate it."""
+    from mlops_lifecycle import ingestion, validation
+    from mlops_lifecycle.examples import late_delivery
+
+    deliver(spec, batch, day, late_delivery.generate_day(day, rows=rows))
+    ingestion.ingest(spec, day)
+    return validation.validate_partition(spec, day, docs=False)
+
+
+def _standing(spec, day) -> dict[str, str]:
+    """sha256 of every file the day's accepted batch stands for: raw, validated, features."""
+    from mlops_lifecycle import lake
+
+    return {f"{zone}/{path.name}": hashlib.sha256(path.read_bytes()).hexdigest()
+            for zone in ("raw", "validated", "features")
+            for path in sorted(lake.partition_dir(spec.name, zone, day).glob("*")) if path.is_file()}
+
+
+def _report(spec, day) -> dict:
+    from mlops_lifecycle import lake
+
+    return lake.read_json(lake.report_dir(spec.name, "validation", day) / "result.json")
+
+
+def _validated_history(spec, days) -> dict:
+    """Days validated and featurised: what a rejected re-delivery must not touch."""
+    from mlops_lifecycle import scoring
+
+    for day in days:
+        _land(spec, day)
+        scoring.materialize_features(spec, day)
+    return {"files": _standing(spec, days[-1]), "report": _report(spec, days[-1])}
+
+
+def test_a_rejected_redelivery_keeps_the_validated_day_and_does_not_skew_later_volume(small_spec):
+    from mlops_lifecycle import lake, validation
+
+    spec, (day1, day2, day3) = small_spec, REDELIVERED
+    before = _validated_history(spec, [day1, day2])
+    rows = before["report"]["rows"]
+
+    with pytest.raises(validation.ValidationFailed) as raised:
+        _land(spec, day2, SPIKE_7X)
+    message = str(raised.value)
+    validated = lake.data_file(spec.name, "validated", day2)
+    assert "volume within" in message and "re-delivery" in message
+    assert f"the earlier validated batch was kept ({rows} rows in {validated})" in message
+    # The accepted batch stands, with everything made from it; raw/ does not hold the bad one.
+    assert _standing(spec, day2) == before["files"]
+    assert not lake.redelivery_file(spec.name, day2).exists()
+    # Quarantine holds the rejected attempt, and both records say which batch is which.
+    qdir = lake.partition_dir(spec.name, "quarantine", day2)
+    rejected = lake.read_json(qdir / "validation.json")
+    assert rejected["redelivery"] is True and rejected["rows"] == lake.parquet_rows(qdir / "data.parquet") > 6 * rows
+    assert rejected["kept"] == {"path": str(validated), "rows": rows, "sha256": before["files"]["validated/data.parquet"],
+                                "checked_at": before["report"]["checked_at"]}
+    report = _report(spec, day2)
+    assert report.pop("rejected_redelivery") == {"quarantine": str(qdir), "checked_at": rejected["checked_at"],
+                                                 "rows": rejected["rows"], "failed": rejected["failed"]}
+    assert report == before["report"], "the day's report is still the accepted batch's"
+
+    # A clean day 3 is judged against the validated days' own row counts, not the rejected 7x.
+    first = lake.parquet_rows(lake.data_file(spec.name, "validated", day1))
+    assert validation.volume_bounds(spec, day3)["median"] == (first + rows) / 2
+    assert _land(spec, day3)["rows"] > 0
+
+
+def test_an_unreadable_redelivery_keeps_the_day_and_a_good_one_replaces_it(small_spec):
+    from mlops_lifecycle import ingestion, lake
+
+    spec, (day1, day2, _) = small_spec, REDELIVERED
+    before = _validated_history(spec, [day1, day2])
+    with pytest.raises(ingestion.SourceUnreadable) as raised:
+        _land(spec, day2, kind("png_instead_of_parquet"))
+    assert "PNG image" in str(raised.value) and "the earlier validated batch was kept" in str(raised.value)
+    assert _standing(spec, day2) == before["files"]
+    assert {k: v for k, v in _report(spec, day2).items() if k != "rejected_redelivery"} == before["report"]
+    assert lake.read_json(lake.partition_dir(spec.name, "quarantine", day2) / "validation.json")["kept"]["rows"] == (
+        before["report"]["rows"])
+
+    # A corrected re-delivery passes: it replaces raw/ and validated/, and clears the quarantine.
+    passed = _land(spec, day2, rows=ROWS + 40)
+    assert passed["rows"] != before["report"]["rows"]
+    for zone in ("raw", "validated"):
+        assert lake.parquet_rows(lake.data_file(spec.name, zone, day2)) == passed["rows"]
+    assert not lake.partition_dir(spec.name, "quarantine", day2).exists()
+    assert not lake.redelivery_file(spec.name, day2).exists()
+    report = _report(spec, day2)
+    assert report["rows"] == passed["rows"] and report["redelivery"] is True and "rejected_redelivery" not in report

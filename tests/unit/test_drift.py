@@ -7,6 +7,8 @@ Real Evidently on the example model's columns; a few thousand rows, with a small
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -130,3 +132,56 @@ def test_bad_settings_and_missing_columns_are_named(example_spec, monkeypatch):
     cur, ref = _frames(example_spec, 200, shift=0.0)
     with pytest.raises(ValueError, match="traffic_index"):
         drift.compute_drift(example_spec, cur.drop(columns=["traffic_index"]), ref)
+
+
+# ---- the day's report folder: report.html and summary.json always from the same run ----------------
+
+
+def _drift_day(spec, data_dir, shift: float):
+    """A validated day and its predictions, and a cached reference of model version 1
+    (unlabelled rows: no concept metric, so no registry is needed)."""
+    from mlops_lifecycle import lake
+
+    rng = np.random.default_rng(7)
+    day = late_delivery.generate_day(DAY, rows=400, shift=shift).assign(**{spec.target.column: np.nan})
+    lake.write_parquet(lake.data_file(spec.name, "validated", DAY), day)
+    preds = pd.DataFrame({spec.entity_id: day[spec.entity_id], "prediction": rng.random(len(day))})
+    lake.write_parquet(lake.data_file(spec.name, "predictions", DAY), preds)
+    ref = late_delivery.generate_day(DAY - dt.timedelta(days=30), rows=400)
+    lake.write_parquet(lake.reference_file(spec.name, 1), ref[spec.drift_columns].assign(prediction=rng.random(len(ref))))
+
+
+def test_report_and_summary_are_swapped_in_together(example_spec, data_dir, monkeypatch):
+    from mlops_lifecycle import lake, monitoring
+
+    folder = lake.report_dir(example_spec.name, "drift", DAY)
+    _drift_day(example_spec, data_dir, shift=0.0)
+    first = monitoring.check_drift(example_spec, DAY, version=1)
+    assert first["report_html"] == str(folder / "report.html")
+    pair = {name: (folder / name).read_bytes() for name in ("report.html", "summary.json")}
+    summary = json.loads(pair["summary.json"])
+    assert summary["model_version"] == "1" and summary["ds"] == DAY.isoformat()
+    assert summary["report_html"] == str(folder / "report.html") and summary["drift_share"] == first["drift_share"]
+
+    # A rerun on shifted data that dies before its summary is written changes nothing.
+    _drift_day(example_spec, data_dir, shift=1.5)
+    write_json = lake.write_json
+
+    def dies_on_summary(target, payload):
+        if Path(target).name == "summary.json":
+            raise OSError("disk full")
+        return write_json(target, payload)
+
+    monkeypatch.setattr(lake, "write_json", dies_on_summary)
+    with pytest.raises(OSError, match="disk full"):
+        monitoring.check_drift(example_spec, DAY, version=1)
+    assert {name: (folder / name).read_bytes() for name in pair} == pair, "a report was paired with an old summary"
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name], "no temporary folder left"
+
+    # The rerun that completes replaces both.
+    monkeypatch.setattr(lake, "write_json", write_json)
+    second = monitoring.check_drift(example_spec, DAY, version=1)
+    assert second["dataset_drift"] and not first["dataset_drift"]
+    assert json.loads((folder / "summary.json").read_text())["drift_share"] == second["drift_share"]
+    assert (folder / "report.html").read_bytes() != pair["report.html"]
+    assert sorted(p.name for p in folder.iterdir()) == ["report.html", "summary.json"]

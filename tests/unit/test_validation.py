@@ -39,7 +39,7 @@ def test_suite_is_built_from_the_spec(example_spec):
     assert checks[0] == "schema: exactly the spec's columns"
     assert any(c.startswith("volume within 0.3..3.0 x the median (100 rows, so 30..300)") for c in checks)
     assert "entity id package_id unique (no duplicates)" in checks
-    assert "event times inside the partition 2026-02-10" in checks
+    assert "event times inside the partition 2026-02-10 (UTC)" in checks
     for f in example_spec.features:
         assert f"{f.name} has type {f.type}" in checks and f"{f.name} is not constant" in checks
     assert "weather in the declared categories" in checks and "distance_km within [0.0, 400.0]" in checks
@@ -141,8 +141,9 @@ def test_volume_bounds_come_from_recent_validated_days(data_dir, example_spec, c
     assert validation.volume_bounds(example_spec, DAY) is None
     for i, rows in enumerate([100, 120, 140]):
         day = DAY - dt.timedelta(days=3 - i)
-        lake.write_parquet(lake.data_file(example_spec.name, "validated", day), clean.iloc[:1])
-        lake.write_json(lake.report_dir(example_spec.name, "validation", day) / "result.json", {"rows": rows})
+        lake.write_parquet(lake.data_file(example_spec.name, "validated", day), pd.concat([clean] * 2).iloc[:rows])
+        # A report can describe a rejected later attempt: the rows are counted in the partition.
+        lake.write_json(lake.report_dir(example_spec.name, "validation", day) / "result.json", {"rows": 7 * rows})
     bounds = validation.volume_bounds(example_spec, DAY)
     assert bounds["median"] == 120 and bounds["min"] == 36 and bounds["max"] == 360
 
@@ -227,3 +228,103 @@ def test_spec_rejects_an_unknown_encoding_and_a_long_delimiter(tmp_path):
         load_spec(path)
     assert "source.encoding" in str(raised.value) and "klingon-8" in str(raised.value)
     assert "source.delimiter" in str(raised.value)
+
+
+# ---- event times with a time zone ------------------------------------------------------------------
+
+
+def _zoned(frame, column: str, zone: str, unit: str = "ns"):
+    """The same instants (the naive times are UTC) in another zone and unit."""
+    return frame.assign(**{column: frame[column].dt.tz_localize("UTC").dt.tz_convert(zone).dt.as_unit(unit)})
+
+
+@pytest.mark.parametrize("zone,unit", [("UTC", "ns"), ("UTC", "us"), ("Europe/Berlin", "us"),
+                                       ("America/New_York", "ms"), ("Asia/Kolkata", "s")])
+def test_aware_event_times_of_any_zone_and_unit_pass(example_spec, clean, zone, unit):
+    from mlops_lifecycle import validation
+
+    batch = _zoned(clean, example_spec.event_time, zone, unit)
+    result = validation.validate_frame(example_spec, batch, day=DAY)
+    assert result["success"], validation.failure_message("aware batch", result)
+    assert result["event_time_zone"] == zone
+    assert str(batch[example_spec.event_time].dtype) == f"datetime64[{unit}, {zone}]", "the caller's frame is kept"
+    canonical, _ = validation.canonical_event_time(example_spec, batch)
+    assert (canonical[example_spec.event_time] == clean[example_spec.event_time]).all(), "same instants, in UTC"
+
+
+def test_the_partition_check_compares_aware_times_in_utc(example_spec, clean):
+    from mlops_lifecycle import validation
+
+    t = example_spec.event_time
+    # Berlin wall-clock times of the day: the first hour of it is still the day before in UTC.
+    berlin = clean.assign(**{t: clean[t].dt.tz_localize("Europe/Berlin")})
+    result = validation.validate_frame(example_spec, berlin, day=DAY)
+    assert [f["check"] for f in result["failures"]] == [f"event times inside the partition {DAY} (UTC)"]
+    early = clean[t][clean[t] < pd.Timestamp(DAY) + pd.Timedelta(hours=1)]
+    failure = result["failures"][0]
+    assert failure["unexpected_count"] == len(early)
+    assert failure["examples"][0] == str(early.iloc[0] - pd.Timedelta(hours=1)), "shown in UTC"
+    # Tokyo times whose local date is the next day, but which fall inside the UTC day, pass.
+    late = clean.assign(**{t: pd.Timestamp(DAY) + pd.Timedelta(hours=23) + (clean[t] - pd.Timestamp(DAY)) / 24})
+    tokyo = _zoned(late, t, "Asia/Tokyo")
+    assert (tokyo[t].dt.date > DAY).any()
+    assert validation.validate_frame(example_spec, tokyo, day=DAY)["success"]
+
+
+def test_event_times_of_the_wrong_kind_are_still_rejected(example_spec, clean):
+    from mlops_lifecycle import validation
+
+    t = example_spec.event_time
+    epoch = clean.assign(**{t: clean[t].astype("int64") // 10**9})
+    mixed = clean.assign(**{t: pd.Series([v.tz_localize("UTC") if i % 2 else v for i, v in enumerate(clean[t])],
+                                         dtype=object, index=clean.index)})
+    for batch, shown in [(epoch, "column dtype is int64"),
+                         (mixed, "mixes times with a time zone and times without one")]:
+        result = validation.validate_frame(example_spec, batch, day=DAY)
+        message = validation.failure_message("batch", result)
+        assert f"event time {t} is a timestamp (expect_column_values_to_be_in_type_list)" in message
+        assert shown in message and "observed" not in message, message
+
+
+AWARE_DELIVERIES = {  # one day each: how an upstream system might write its event times
+    "parquet, Europe/Berlin, us": ("parquet", lambda s: s.dt.tz_localize("UTC").dt.tz_convert("Europe/Berlin")
+                                   .dt.as_unit("us")),
+    "parquet, UTC, ms": ("parquet", lambda s: s.dt.tz_localize("UTC").dt.as_unit("ms")),
+    "csv, ISO ...Z": ("csv", lambda s: s.dt.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    "csv, offsets +01:00/+02:00 (DST day)": ("csv", lambda s: s.dt.tz_localize("UTC")
+                                            .dt.tz_convert("Europe/Berlin").map(pd.Timestamp.isoformat)),
+    "parquet, naive": ("parquet", lambda s: s),
+}
+
+
+def test_aware_batches_go_through_ingest_validate_features_and_training(data_dir, tmp_path):
+    """CSV and Parquet days with zoned event times (and a naive one) through the real
+    stages; the validated days concatenate into a training window that splits by UTC day."""
+    from bad_batches import ROWS, BadBatch, csv_variant, deliver, write_small_spec
+
+    from mlops_lifecycle import ingestion, lake, scoring, training, validation
+    from mlops_lifecycle.examples import late_delivery
+    from mlops_lifecycle.spec import load_spec
+
+    parquet = load_spec(write_small_spec(tmp_path / "specs"))
+    t = parquet.event_time
+    days = [dt.date(2026, 3, 26) + dt.timedelta(days=i) for i in range(len(AWARE_DELIVERIES))]
+    for day, (name, (fmt, write)) in zip(days, AWARE_DELIVERIES.items(), strict=True):
+        spec = csv_variant(parquet) if fmt == "csv" else parquet
+        clean = late_delivery.generate_day(day, rows=ROWS)
+        path = deliver(spec, BadBatch(name, lambda f, w=write: f.assign(**{t: w(f[t])}), "", (), fmt=fmt), day, clean)
+        if "DST" in name:  # 2026-03-29: Berlin moves from +01:00 to +02:00 at 01:00 UTC
+            text = path.read_text()
+            assert day == dt.date(2026, 3, 29) and "+01:00" in text and "+02:00" in text
+        raw = ingestion.ingest(spec, day)
+        assert pd.api.types.is_datetime64_any_dtype(pd.read_parquet(raw["raw_path"])[t]), name
+        assert validation.validate_partition(spec, day, docs=False)["rows"] == len(clean), name
+        validated = pd.read_parquet(lake.data_file(spec.name, "validated", day))
+        assert str(validated[t].dtype).startswith("datetime64[") and validated[t].dt.tz is None, name
+        assert (validated[t] == clean[t]).all(), f"{name}: the instants, in UTC"
+        features = scoring.materialize_features(spec, day)
+        assert pd.read_parquet(features["path"])[t].equals(validated[t]), name
+
+    window = training.assemble_window(parquet, days[-1])
+    split = training.time_split(parquet, pd.read_parquet(window["path"]))
+    assert split["dates"]["train"][0] == str(days[0]) and split["dates"]["holdout"] == [str(days[-1])] * 2
