@@ -26,8 +26,10 @@ export TQDM_DISABLE := 1
 export PYTHONWARNINGS ?= ignore
 
 STAMP := $(VENV)/.installed
+# The venv's commands first: `airflow standalone` starts its services by name.
+export PATH := $(BIN):$(PATH)
 
-.PHONY: help venv db demo test lint format airflow mlflow-ui check bench new-model clean
+.PHONY: help venv db demo test lint format airflow mlflow-ui check bench new-model env clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +76,13 @@ bench: $(STAMP)  ## Run the benchmark suite (prints one JSON line per figure)
 
 new-model: $(STAMP)  ## Scaffold a spec: make new-model NAME=x SAMPLE=file.csv TARGET=col [TIME=col]
 	$(BIN)/mlops new-model --name "$(NAME)" --sample "$(SAMPLE)" --target "$(TARGET)" $(if $(TIME),--time "$(TIME)")
+
+env:  ## Print this project's environment for a shell: eval "$$(make -s env)", then airflow/mlops work as here
+	@for v in AIRFLOW_HOME MLOPS_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
+	  AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR AIRFLOW__CORE__PARALLELISM \
+	  AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR \
+	  MLFLOW_DISABLE_TELEMETRY DO_NOT_TRACK GX_ANALYTICS_ENABLED TQDM_DISABLE PATH; do \
+	  printf "export %s=%q\n" "$$v" "$${!v}"; done
 
 clean:  ## Remove the local stores (.airflow, data); keeps .venv
 	rm -rf $(AIRFLOW_HOME) $(MLOPS_DATA_DIR)

@@ -430,10 +430,13 @@ Where to look next
 
 def cmd_airflow_info(args: argparse.Namespace) -> int:
     home = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow"))
+    port = os.environ.get("AIRFLOW__API__PORT", "8080")
     _say(f"Starting Airflow standalone with AIRFLOW_HOME={home}, data lake {config.data_dir()}.")
-    _say("UI: http://localhost:8080  user 'admin'; the password is printed below by Airflow and kept in")
+    _say(f"UI: http://localhost:{port}  user 'admin'; the password is printed below by Airflow and kept in")
     _say(f"    {home / 'simple_auth_manager_passwords.json.generated'}")
-    _say("New DAGs start paused: unpause <model>__daily to schedule it, or trigger <model>__retrain from its form.")
+    _say("<model>__daily starts paused: unpause it to schedule it. <model>__retrain, __rollback and __approve")
+    _say("have no schedule and start unpaused, so the runs you (or the daily DAG) trigger run at once.")
+    _say('Another shell with the same settings: eval "$(make -s env)"; then airflow ... and mlops ... work as here.')
     return 0
 
 

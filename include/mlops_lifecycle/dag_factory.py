@@ -45,9 +45,34 @@ def dag_id(model: str, kind: str) -> str:
 
 
 def _ds(context: dict[str, Any]) -> str:
-    """The partition date of a run: its logical date, or the day it was triggered for."""
-    when = context.get("logical_date") or context["dag_run"].run_after
+    """The partition date of a run: the day its data interval covers.
+
+    A scheduled daily run's logical date is the start of the day it processes (see
+    :func:`_daily_schedule`); a run triggered with a date uses that date; a run
+    triggered without one covers the last complete interval before it (yesterday for
+    a daily model), or, for a DAG with no schedule, the day it was triggered.
+    """
+    when = context.get("logical_date")
+    if when is None:
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        when = start if start is not None and end is not None and start < end else context["dag_run"].run_after
     return when.date().isoformat()
+
+
+def _daily_schedule(spec: ModelSpec) -> Any:
+    """The daily DAG's schedule: a cron or preset schedule runs over data intervals.
+
+    Airflow 3's default for a cron string is a trigger timetable, whose logical date is
+    the moment the run starts: the ``@daily`` run at midnight would ask for the day that
+    has just begun, whose file cannot exist yet. With a data-interval timetable the run
+    at midnight after day D has logical date D and processes D, as a landing zone that
+    delivers complete days expects (``source.wait_timeout_minutes`` covers late files).
+    """
+    if spec.schedule is None or spec.schedule in {"@once", "@continuous"}:
+        return spec.schedule
+    from airflow.sdk import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable(spec.schedule, timezone="UTC")
 
 
 def _actor(context: dict[str, Any]) -> str:
@@ -107,7 +132,7 @@ def _common(spec: ModelSpec, kind: str, what: str) -> dict[str, Any]:
         "start_date": dt.datetime.combine(spec.start_date, dt.time(), tzinfo=dt.UTC),
         "catchup": False,
         "default_args": _default_args(spec),
-        "tags": sorted({"mlops", kind, *spec.tags}),
+        "tags": sorted({"mlops", kind, spec.name, *spec.tags}),
         "doc_md": _doc(spec, what),
         "render_template_as_native_obj": True,
     }
@@ -115,12 +140,17 @@ def _common(spec: ModelSpec, kind: str, what: str) -> dict[str, Any]:
 
 # ---- the daily DAG ---------------------------------------------------------------
 
+# The day a daily run processes, as its ingest task resolved it (``_ds``): the triggers
+# name the retraining run after it and give it that logical date, also for a run that
+# was triggered without a logical date.
+_RUN_DAY = "{{ ti.xcom_pull(task_ids='ingest')['ds'] }}"
+
 
 def build_daily(spec: ModelSpec) -> DAG:
     """Scheduled DAG: ingest, validate, featurise, score, check drift, maybe retrain."""
     name = spec.name
 
-    @dag(schedule=spec.schedule, max_active_runs=1, **_common(spec, "daily", "daily scoring and monitoring"))
+    @dag(schedule=_daily_schedule(spec), max_active_runs=1, **_common(spec, "daily", "daily scoring and monitoring"))
     def daily():
         # Wait for the day's file before ingesting it. Reschedule mode frees the worker slot
         # between looks. The spec's timeout is enforced inside the poke so the failure says
@@ -249,8 +279,8 @@ def build_daily(spec: ModelSpec) -> DAG:
             task_id="trigger_retraining",
             trigger_dag_id=dag_id(name, "retrain"),
             # One request per model and day: a second trigger for the same day is skipped.
-            trigger_run_id="drift__{{ ds }}",
-            logical_date="{{ logical_date.isoformat() }}",
+            trigger_run_id="drift__" + _RUN_DAY,
+            logical_date=_RUN_DAY + "T00:00:00+00:00",
             conf="{{ ti.xcom_pull(task_ids='decide_retraining') }}",
             skip_when_already_exists=True,
             # Never wait here: a waiting trigger blocks a worker slot (and hangs `dags test`).
@@ -259,8 +289,8 @@ def build_daily(spec: ModelSpec) -> DAG:
         trigger_first_training = TriggerDagRunOperator(
             task_id="trigger_first_training",
             trigger_dag_id=dag_id(name, "retrain"),
-            trigger_run_id="first_training__{{ ds }}",
-            logical_date="{{ logical_date.isoformat() }}",
+            trigger_run_id="first_training__" + _RUN_DAY,
+            logical_date=_RUN_DAY + "T00:00:00+00:00",
             conf={"reason": "no_champion", "detail": "no champion yet: training the first model",
                   "requested_by": "airflow:" + dag_id(name, "daily") + "/{{ run_id }}"},
             skip_when_already_exists=True,
@@ -309,7 +339,8 @@ def build_retrain(spec: ModelSpec) -> DAG:
         ),
     }
 
-    @dag(schedule=None, max_active_runs=1, params=params, **_common(spec, "retrain", "retraining"))
+    @dag(schedule=None, max_active_runs=1, params=params, is_paused_upon_creation=False,
+         **_common(spec, "retrain", "retraining"))
     def retrain():
         @task(retries=0)
         def assemble_window(**context) -> dict:
@@ -390,7 +421,7 @@ def build_rollback(spec: ModelSpec) -> DAG:
         "reason": Param("", type="string", minLength=3, title="Reason", description="Why you are rolling back (recorded)."),
     }
 
-    @dag(schedule=None, params=params, **_common(spec, "rollback", "rollback"))
+    @dag(schedule=None, params=params, is_paused_upon_creation=False, **_common(spec, "rollback", "rollback"))
     def rollback():
         @task(retries=0)
         def set_champion_back(**context) -> dict:
@@ -416,7 +447,8 @@ def build_approve(spec: ModelSpec) -> DAG:
         ),
     }
 
-    @dag(schedule=None, params=params, **_common(spec, "approve", "approval of a waiting challenger"))
+    @dag(schedule=None, params=params, is_paused_upon_creation=False,
+         **_common(spec, "approve", "approval of a waiting challenger"))
     def approve():
         @task(retries=0)
         def promote_challenger(**context) -> dict:

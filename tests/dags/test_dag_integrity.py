@@ -14,7 +14,6 @@ from mlops_lifecycle.spec import spec_paths
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 HEAVY = ("pandas", "numpy", "xgboost", "mlflow", "great_expectations", "evidently", "sklearn", "pyarrow")
-APPROVED_TAGS = {"mlops", "daily", "retrain", "rollback", "approve", "example", "logistics", "retail", "invalid-spec"}
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +61,8 @@ def test_dags_carry_owner_tags_retries_docs(bag):
         assert kind in DAG_KINDS and model in specs, f"{dag_id} is not a DAG of a spec in dags/specs"
         spec = specs[model]
         assert dag.doc_md, f"{dag_id} has no doc_md"
-        assert dag.tags and set(dag.tags) <= APPROVED_TAGS, f"{dag_id} tags {dag.tags}"
-        assert {"mlops", kind, *spec.tags} <= set(dag.tags), f"{dag_id} tags {dag.tags}"
+        # Tags come from one place: the product's own (mlops, the DAG kind, the model) and the spec's.
+        assert set(dag.tags) == {"mlops", kind, spec.name, *spec.tags}, f"{dag_id} tags {dag.tags}"
         assert dag.catchup is False
         assert dag.default_args["owner"] == spec.owner and dag.default_args["retries"] == spec.retries, dag_id
         for t in dag.tasks:
@@ -226,3 +225,45 @@ def test_two_files_of_one_model_do_not_overwrite_each_other(tmp_path, monkeypatc
     assert "  - name: model 'late_delivery' is already defined by late_delivery.yaml" in dags[second_id].doc_md
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", second_id)  # its task process finds it too
     assert list(build_all(str(specs))) == [second_id]
+
+
+def test_the_scheduled_daily_run_processes_the_day_that_has_just_ended(bag):
+    """The @daily run at midnight after day D has logical date D and reads D's partition
+    (Airflow 3's default trigger timetable would have it ask for the day just begun)."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    from mlops_lifecycle.dag_factory import _ds
+
+    dag = bag.dags["late_delivery__daily"]
+    timetable = coerce_to_core_timetable(dag.timetable)
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True),
+    )
+    day = dt.timedelta(days=1)
+    assert (info.data_interval.start, info.data_interval.end, info.run_after) == (
+        dag.start_date, dag.start_date + day, dag.start_date + day)
+    assert info.logical_date == dag.start_date
+    context = {"logical_date": info.logical_date, "data_interval_start": info.data_interval.start,
+               "data_interval_end": info.data_interval.end, "dag_run": SimpleNamespace(run_after=info.run_after)}
+    assert _ds(context) == dag.start_date.date().isoformat()
+    # Triggered by hand without a logical date: the last complete day before the trigger.
+    manual = timetable.infer_manual_data_interval(run_after=dag.start_date + 3 * day + dt.timedelta(hours=9))
+    context = {"logical_date": None, "data_interval_start": manual.start, "data_interval_end": manual.end,
+               "dag_run": SimpleNamespace(run_after=dag.start_date + 3 * day + dt.timedelta(hours=9))}
+    assert _ds(context) == (dag.start_date + 2 * day).date().isoformat()
+
+
+def test_only_the_scheduled_dag_starts_paused(bag):
+    """Retrain, rollback and approve have no schedule: paused, the runs the daily DAG (or a
+    person) triggers would wait in the queue for ever."""
+    for dag_id, dag in bag.dags.items():
+        kind = dag_id.rpartition("__")[2]
+        if kind in {"retrain", "rollback", "approve"}:
+            assert dag.is_paused_upon_creation is False, dag_id
+        else:
+            assert dag.is_paused_upon_creation is not False, dag_id
