@@ -154,8 +154,10 @@ def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:
         row["rows"] = v.get("rows")
         row["validation"] = "passed" if v.get("success") else f"FAILED ({v.get('failed')} checks)"
     dpath = lake.report_dir(spec.name, "drift", day) / "summary.json"
+    row["drifted"] = False
     if dpath.exists():
-        row["drift_share"] = lake.read_json(dpath).get("drift_share")
+        drift = lake.read_json(dpath)
+        row["drift_share"], row["drifted"] = drift.get("drift_share"), bool(drift.get("dataset_drift"))
     mpath = lake.partition_dir(spec.name, "predictions", day) / "manifest.json"
     if mpath.exists():
         row["scored_by"] = lake.read_json(mpath).get("model_version")
