@@ -1,6 +1,6 @@
 """The extra links' parts that need no DAG run: where the MLflow UI and the reports app are,
 which DAG ids are the factory's, and that a link is empty (never an error) on other tasks.
-Links of real runs are checked in tests/e2e/test_report_links.py."""
+Links of real runs are checked in tests/e2e/test_links_of_real_runs.py."""
 
 from __future__ import annotations
 
