@@ -45,9 +45,10 @@ COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow
 
-# DAGs baked in for the same reason (an image that runs without bind mounts); compose mounts
-# ./dags over this copy. The secrets check runs first in airflow-init (see docker-compose.yaml).
+# DAGs and plugins baked in for the same reason (an image that runs without bind mounts); compose mounts
+# ./dags and ./plugins over these copies. The secrets check runs first in airflow-init (see docker-compose.yaml).
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 deploy/check-secrets.sh /opt/airflow/deploy/check-secrets.sh
 
 # Mount points of the named volumes (data lake, task logs, simple-auth password file),

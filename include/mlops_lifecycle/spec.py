@@ -36,11 +36,12 @@ from pydantic_core import PydanticCustomError
 
 from mlops_lifecycle import config
 
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-REGISTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# \Z, not $: "$" also matches before a trailing newline, and these names become paths.
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
+COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+REGISTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 # "package.module:function": plain dotted identifiers only, so a spec names code, never runs it.
-FUNCTION_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+FUNCTION_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Metrics the trainer computes, and whether larger is better.
 CLASSIFICATION_METRICS = {"roc_auc": True, "log_loss": False, "f1": True, "precision": True, "recall": True, "accuracy": True}

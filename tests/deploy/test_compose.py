@@ -519,3 +519,10 @@ def test_check_secrets_checks_only_the_named_variables_when_given_names():
     assert result.returncode == 0, result.stderr
     result = run_check_secrets({}, "NOT A NAME")
     assert result.returncode == 2
+
+
+def test_the_image_bakes_in_everything_a_deployment_without_bind_mounts_runs():
+    """Kubernetes runs the image as built: the package, the DAGs and the plugin must be in it."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for folder in ("include", "dags", "plugins"):
+        assert re.search(rf"^COPY --chown=airflow:0 {folder}/ /opt/airflow/{folder}/$", dockerfile, re.M), folder

@@ -239,7 +239,7 @@ def test_a_registered_model_name_that_could_be_a_path_is_refused(example_spec, n
         ModelSpec.model_validate(data)
 
 
-@pytest.mark.parametrize("model", ["../evil", "/etc", "a/b", "..", ""])
+@pytest.mark.parametrize("model", ["../evil", "/etc", "a/b", "..", "", "late_delivery\n", "late_delivery\n/../x"])
 def test_every_lake_path_function_refuses_an_unsafe_model_name(data_dir, model):
     from mlops_lifecycle import lake
 
