@@ -58,6 +58,7 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
         mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
         purge_cached_app()
+        _forget_jwt_keys()
         try:
             client = TestClient(create_app(apps="core"))
             reply = client.post("/auth/token", json={"username": "admin", "password": password})
@@ -65,3 +66,14 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
             yield ApiServer(client=client, admin_token=reply.json()["access_token"])
         finally:
             purge_cached_app()
+            _forget_jwt_keys()
+
+
+def _forget_jwt_keys() -> None:
+    """Airflow caches the JWT signer and validator on the auth manager class for the life of
+    the process; a new secret (another api-server in the same test session) needs new ones,
+    or every token of this server fails its signature check."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
+
+    BaseAuthManager._get_token_signer.cache_clear()
+    BaseAuthManager._get_token_validator.cache_clear()

@@ -187,9 +187,19 @@ def labels_for_day(spec: ModelSpec, event_day: str | dt.date) -> dict[str, Any]:
     return summary
 
 
-def _drifted_on(spec: ModelSpec, day: dt.date) -> bool:
+def _drift_of(spec: ModelSpec, day: dt.date) -> str | None:
+    """What drifted on ``day`` by the spec's rules: ``data_drift`` (the share of drifted
+    feature columns reached ``drift.drift_share``), ``prediction_drift`` (only the
+    predictions, counted when ``retraining.on_prediction_drift``), or None."""
     path = lake.report_dir(spec.name, "drift", day) / "summary.json"
-    return path.exists() and bool(lake.read_json(path).get("dataset_drift"))
+    if not path.exists():
+        return None
+    summary = lake.read_json(path)
+    if summary.get("dataset_drift"):
+        return "data_drift"
+    if spec.retraining.on_prediction_drift and (summary.get("prediction_drift") or {}).get("drifted"):
+        return "prediction_drift"
+    return None
 
 
 def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any], *, run_id: str,
@@ -209,7 +219,8 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
     policy = spec.retraining
     need = policy.drift_days_required
     streak_days = [day - dt.timedelta(days=i) for i in range(need)]
-    streak = all(_drifted_on(spec, d) for d in streak_days)
+    kinds = [_drift_of(spec, d) for d in streak_days]
+    streak = all(kinds)
     degraded = bool(check.get("concept", {}).get("degraded"))
     evidence = {
         "model": spec.name,
@@ -223,7 +234,7 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
         "requested_by": f"airflow:{spec.name}__daily/{run_id}",
     }
     if not (streak or degraded):
-        why = "no drift" if not check.get("dataset_drift") else f"drift on fewer than {need} consecutive day(s)"
+        why = "no drift" if not kinds[0] else f"drift on fewer than {need} consecutive day(s)"
         return _alert_drift(spec, {"retrain": False, "reason": why, **evidence}, check)
     earlier = [e for e in lake.events(spec.name, "retrain_requests") if e["ds"] != day.isoformat()]
     recent = [e for e in earlier if 0 <= (day - lake.as_date(e["ds"])).days < policy.cooldown_days]
@@ -238,10 +249,15 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
             decision = {"retrain": False, "reason": f"drift on {need} day(s) holds {rows} validated rows; "
                         f"retraining.min_rows is {policy.min_rows}", **evidence}
             return _alert_drift(spec, decision, check)
-    reason = "concept_drift" if degraded and not streak else "data_drift"
+    if streak:
+        reason = "data_drift" if "data_drift" in kinds else "prediction_drift"
+    else:
+        reason = "concept_drift"
     detail = (
-        f"data drift on {need} consecutive day(s) ({', '.join(d.isoformat() for d in reversed(streak_days))}); "
+        f"{reason.replace('_', ' ')} on {need} consecutive day(s) "
+        f"({', '.join(d.isoformat() for d in reversed(streak_days))}); "
         f"share {check.get('drift_share'):.2f} in {check.get('drifted_columns')}"
+        + ("; the predictions drifted too" if check.get("prediction_drift") else "")
         if streak
         else f"{check['concept']['metric']} fell {check['concept']['drop']:.3f} below the holdout value"
         + (f" on the labels of {check['concept']['event_ds']}" if check["concept"].get("event_ds") else "")

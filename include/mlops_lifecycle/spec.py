@@ -414,6 +414,13 @@ class RetrainingSpec(_Strict):
         description="Fewest validated rows on the drifted days before drift may start a retraining "
         "(the challenger needs shifted data to learn from).",
     )
+    on_prediction_drift: bool = Field(
+        False,
+        description="Count a day whose predictions drifted (Evidently's drift test on the prediction column "
+        "against the reference's out-of-sample predictions) as a drifted day, even when too few feature "
+        "columns drifted. Off: prediction drift is reported and alerted on, but only feature drift and "
+        "concept drift start a retraining.",
+    )
 
 
 class ModelSpec(_Strict):

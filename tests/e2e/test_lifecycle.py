@@ -141,6 +141,9 @@ def test_drift_is_reported_for_every_scored_day(scenario):
         summary = json.loads((rdir / "summary.json").read_text())
         assert summary["dataset_drift"] is True, summary
         assert "traffic_index" in summary["drifted_columns"]
+        # Prediction drift: the champion's scores against its out-of-sample reference scores.
+        assert isinstance(summary["prediction_drift"]["drifted"], bool)
+        assert summary["prediction_drift"]["score"] is not None
 
 
 def test_drift_triggers_exactly_one_retraining_with_evidence(scenario):

@@ -258,6 +258,15 @@ def production(tmp_path_factory):
             what="the Celery worker to be ready",
             stack=stack,
         )
+        # Before signing in: the REST API refuses anonymous calls and a wrong password.
+        base = f"http://127.0.0.1:{api_port}"
+        record["anonymous"] = {
+            "list_dags": httpx.get(f"{base}/api/v2/dags", timeout=30).status_code,
+            "trigger": httpx.post(f"{base}/api/v2/dags/{DAILY}/dagRuns", json={"logical_date": None},
+                                  timeout=30).status_code,
+            "wrong_password": httpx.post(f"{base}/auth/token", json={"username": ADMIN_USER, "password": "nope"},  # secret-scan: allow
+                                         timeout=30).status_code,
+        }
         api.login(ADMIN_USER, password)
         api.wait_for_dags([DAILY, RETRAIN], timeout=300)
         TIMINGS["services up and DAGs parsed"] = time.monotonic() - t
@@ -330,6 +339,12 @@ def production(tmp_path_factory):
 
 def _ran(tis: list[dict]) -> list[dict]:
     return [ti for ti in tis if ti["state"] == "success"]
+
+
+def test_the_rest_api_refuses_anonymous_calls_and_a_wrong_password(production):
+    anonymous = production["anonymous"]
+    assert anonymous["list_dags"] in (401, 403) and anonymous["trigger"] in (401, 403), anonymous
+    assert anonymous["wrong_password"] in (401, 403), anonymous
 
 
 def test_runs_succeed_and_first_training_was_triggered_by_the_daily_run(production):

@@ -18,12 +18,14 @@ def _spec(example_spec, **retraining):
     return example_spec.model_copy(update={"retraining": policy})
 
 
-def _day(spec, day: dt.date, *, rows: int, drifted: bool) -> dict:
+def _day(spec, day: dt.date, *, rows: int, drifted: bool, predictions_drifted: bool = False) -> dict:
     lake.write_parquet(lake.data_file(spec.name, "validated", day), pd.DataFrame({"x": range(rows)}))
     summary = {"ds": day.isoformat(), "dataset_drift": drifted, "drift_share": 0.6 if drifted else 0.0,
-               "drifted_columns": ["x"] if drifted else [], "model_version": "1"}
+               "drifted_columns": ["x"] if drifted else [], "model_version": "1",
+               "prediction_drift": {"drifted": predictions_drifted, "score": 0.3 if predictions_drifted else 0.01}}
     lake.write_json(lake.report_dir(spec.name, "drift", day) / "summary.json", summary)
-    return summary
+    # What check_drift hands the decision: the prediction verdict as a flag.
+    return {**summary, "prediction_drift": predictions_drifted}
 
 
 @pytest.fixture
@@ -67,3 +69,21 @@ def test_a_second_streak_inside_the_cooldown_does_not_retrain_and_the_same_day_a
         check = _day(spec, later - dt.timedelta(days=back), rows=1000, drifted=True)
     decision = monitoring.decide_retraining(spec, later, check, run_id="run-3")
     assert decision["retrain"] is False and decision["reason"].startswith("cooldown")
+
+
+@pytest.mark.parametrize("counted", [False, True])
+def test_prediction_drift_alone_retrains_only_when_the_spec_counts_it(example_spec, data_dir, counted):
+    spec = _spec(example_spec, drift_days_required=2, min_rows=100, cooldown_days=7, on_prediction_drift=counted)
+    _day(spec, DAY - dt.timedelta(days=1), rows=500, drifted=False, predictions_drifted=True)
+    check = _day(spec, DAY, rows=500, drifted=False, predictions_drifted=True)
+    decision = monitoring.decide_retraining(spec, DAY, check, run_id="pytest")
+    assert decision["retrain"] is counted
+    assert decision["prediction_drift"] is True
+    if counted:
+        assert decision["reason"] == "prediction_drift" and "prediction drift on 2 consecutive" in decision["detail"]
+    else:
+        assert decision["reason"] == "no drift" and lake.events(spec.name, "retrain_requests") == []
+    # Either way the drifted predictions raised a drift alert.
+    from mlops_lifecycle import alerts
+
+    assert any("prediction drift" in a["message"] for a in alerts.read_alerts(spec.name, "drift"))
