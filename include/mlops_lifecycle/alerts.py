@@ -8,7 +8,7 @@ Every alert goes three ways, in this order:
 3. the channels the spec's ``notifications`` section configures, through Airflow
    notifiers that take a connection id: e-mail with the SMTP provider's
    ``SmtpNotifier`` (installed with Airflow), Slack with the Slack provider's
-   ``SlackNotifier`` / ``SlackWebhookNotifier`` (``pip install apache-airflow-providers-slack``).
+   ``SlackNotifier`` / ``SlackWebhookNotifier`` (pinned in requirements.txt).
 
 Writing the lake file first means an alert survives a channel that is down or slow; what
 each channel did is added to the same file afterwards (``deliveries``). A channel that

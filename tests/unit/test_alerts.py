@@ -9,6 +9,7 @@ callback is tested with real ``DAG.test`` runs of the model's DAGs.
 from __future__ import annotations
 
 import datetime as dt
+import http.server
 import json
 import logging
 import socket
@@ -185,17 +186,62 @@ def test_a_channel_that_is_down_never_loses_the_alert(example_spec, data_dir, mo
     assert any("not sent by email" in r.getMessage() for r in caplog.records)
 
 
-def test_slack_without_its_provider_says_what_to_install(example_spec, data_dir):
-    try:
-        import airflow.providers.slack  # noqa: F401
-    except ImportError:
+class _SlackSink(http.server.BaseHTTPRequestHandler):
+    """An incoming-webhook endpoint on 127.0.0.1 that keeps what it is sent."""
+
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _SlackSink.received.append({"path": self.path, "json": json.loads(body)})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
         pass
-    else:
-        pytest.skip("the Slack provider is installed here")
+
+
+@pytest.fixture
+def slack_sink():
+    _SlackSink.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlackSink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_slack_goes_through_the_slack_provider_webhook_notifier_and_its_connection(
+    example_spec, data_dir, monkeypatch, slack_sink
+):
+    port = slack_sink.server_address[1]
+    # The webhook URL lives in the connection (its secret part as the password), never in the spec.
+    conn = {"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{port}/services",
+            "password": "T000/B000/not-a-real-token"}  # secret-scan: allow
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(conn))
     spec = with_notifications(example_spec, slack={"conn_id": "slack_alerts", "webhook": True})
-    alert = alerts.emit(spec, "drift", "t", "m")
-    assert "pip install apache-airflow-providers-slack" in alert["deliveries"]["slack"]
-    assert len(alerts.read_alerts(spec.name)) == 1
+    alert = alerts.emit(spec, "drift", "late_delivery: drift on 2026-03-14", "share 0.43 in ['traffic_index']")
+    assert alert["deliveries"]["slack"] == "sent"
+    assert len(_SlackSink.received) == 1
+    got = _SlackSink.received[0]
+    assert got["path"] == "/services/T000/B000/not-a-real-token"
+    assert "late_delivery: drift on 2026-03-14" in got["json"]["text"] and "traffic_index" in got["json"]["text"]
+
+
+def test_slack_that_refuses_the_message_never_loses_the_alert(example_spec, data_dir, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conn = {"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{port}/services", "password": "T/B/x",  # secret-scan: allow
+            "extra": {"timeout": 5}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(conn))
+    spec = with_notifications(example_spec, slack={"conn_id": "slack_alerts", "webhook": True})
+    alert = alerts.emit(spec, "rollback", "late_delivery: rolled back to v1", "by pytest")
+    assert alert["deliveries"]["slack"].startswith("failed:")
+    assert len(alerts.read_alerts(spec.name, "rollback")) == 1
 
 
 def test_channel_settings_are_validated(example_spec):
