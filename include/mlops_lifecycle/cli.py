@@ -153,10 +153,23 @@ def check_specs(folder: Path) -> tuple[list[tuple[Path, ModelSpec, int]], list[s
     return passed, errors
 
 
+def _volume_warnings(s: ModelSpec) -> list[tuple[str, str]]:
+    """Thresholds the lake's validated days cannot meet (:func:`volume.volume_warnings`);
+    none before the lake holds a validated day of the model."""
+    import statistics
+
+    from mlops_lifecycle import volume
+
+    rows = volume.observed_rows_per_day(s)
+    return volume.volume_warnings(s, statistics.median(rows)) if rows else []
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate every spec; print each problem with file and field (see :func:`check_specs`).
 
-    A reviewable ``<name>.suite.json`` beside a spec must also still match it.
+    A reviewable ``<name>.suite.json`` beside a spec must also still match it. Thresholds
+    that the lake's validated days of a model show can never be met are warnings (the exit
+    code stays 0).
     """
     from mlops_lifecycle import scaffold
 
@@ -176,6 +189,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 note = f"; {suite_file.name} is out of date (mlops check --write-suites renews it)"
         _say(f"ok      {s.name}  ({len(s.features)} features -> {width} model inputs, {s.target.task}, "
              f"schedule {s.schedule}){note}")
+        for field, message in _volume_warnings(s):
+            _say(f"warning {s.name} {field}: {message}")
     for e in errors:
         _say(f"INVALID {e}")
     if not passed and not errors:

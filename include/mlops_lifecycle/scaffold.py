@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_lifecycle import config, lake
+from mlops_lifecycle.promotion import MIN_SLICE_ROWS
 from mlops_lifecycle.spec import IDENTIFIER, ModelSpec, SpecError, load_spec, spec_paths
+from mlops_lifecycle.volume import VolumePlan, volume_plan, volume_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -388,8 +390,9 @@ class _Plan:
     rows_per_day: dict[str, float]
     days: int
     min_rows: int
-    training_min_rows: int
+    volume: VolumePlan
     slice_column: str | None
+    slice_note: str
     excluded: list[str]
     warnings: list[str]
 
@@ -476,19 +479,31 @@ def render(plan: _Plan) -> str:
     add("  volume_max_ratio: 3.0")
     add("  volume_min_ratio: 0.3")
     add("")
+    vol = plan.volume
     add("training:")
     lines += _comment(
-        "Days of validated data per training run; the last days are the validation and holdout sets.", "  "
+        "Days of validated data per training run; the last days are the validation and holdout sets.\n"
+        f"Scaled to the sample's median of {vol.rows_per_day:g} rows a day: validation and holdout hold about "
+        f"{vol.holdout_rows} rows each\n(at least 300 where 2 to 14 days allow), the rest of the window at least "
+        "2000 rows or 56 days.",
+        "  ",
     )
-    add("  window_days: 60")
-    add("  validation_days: 2")
-    add("  holdout_days: 2")
-    add(f"  min_rows: {plan.training_min_rows}")
+    add(f"  window_days: {vol.window_days}")
+    add(f"  validation_days: {vol.validation_days}")
+    add(f"  holdout_days: {vol.holdout_days}")
+    lines += _comment(
+        "Fewest labelled rows to train on: the validation and holdout days on quiet days (80% of the median),\n"
+        "plus a holdout's worth to learn from.",
+        "  ",
+    )
+    add(f"  min_rows: {vol.training_min_rows}")
+    lines += _comment("Validation and holdout rows kept as each version's drift reference.", "  ")
+    add(f"  reference_rows: {vol.reference_rows}")
     if plan.slice_column:
-        lines += _comment(
-            "Per-slice metrics on the holdout for this category (the one with fewest categories).", "  "
-        )
+        lines += _comment(plan.slice_note, "  ")
         add(f"  slice_column: {plan.slice_column}")
+    elif plan.slice_note:
+        lines += _comment(plan.slice_note, "  ")
     add("  xgboost:")
     add("    n_estimators: 300")
     add("    max_depth: 6")
@@ -519,11 +534,23 @@ def render(plan: _Plan) -> str:
     add("drift:")
     add("  drift_share: 0.5")
     add("  include_prediction: true")
+    lines += _comment(
+        "Concept drift (a day's labelled metric against the holdout, see max_metric_drop) needs this many\n"
+        "labelled rows in the day: 30, or what a quiet day of the sample holds when that is less.",
+        "  ",
+    )
+    add(f"  min_labelled_rows: {vol.min_labelled_rows}")
     add("")
     add("retraining:")
     add("  cooldown_days: 7")
-    add("  drift_days_required: 2")
-    add(f"  min_rows: {plan.training_min_rows}")
+    lines += _comment(
+        f"Drift must last drift_days_required days and those days hold min_rows validated rows (about\n"
+        f"{vol.rows_per_day * vol.drift_days_required:g} at the median) before it starts a retraining: "
+        "enough shifted rows to learn from, within a week.",
+        "  ",
+    )
+    add(f"  drift_days_required: {vol.drift_days_required}")
+    add(f"  min_rows: {vol.retraining_min_rows}")
     return "\n".join(lines) + "\n"
 
 
@@ -643,14 +670,8 @@ def plan_spec(
     rows_per_day = {"min": float(counts.min()), "median": float(counts.median()), "max": float(counts.max())}
     p10 = float(counts.quantile(0.1))
     min_rows = max(1, int(p10 * 0.5))
-    training_min_rows = max(10, min(500, int(rows_per_day["median"] * 28)))
-    # A slice must vary inside the holdout days to be compared, so not a one-value-per-day column.
-    cats = [
-        c
-        for c in columns
-        if c.type == "category" and 2 <= len(c.spec["categories"]) <= 12 and "ONE VALUE PER DAY" not in c.note
-    ]
-    slice_column = min(cats, key=lambda c: len(c.spec["categories"])).name if cats else None
+    vol = volume_plan(rows_per_day["median"])
+    slice_column, slice_note = _pick_slice(frame, columns, vol.holdout_rows)
     n_features = len(columns)
     return _Plan(
         name=name,
@@ -671,11 +692,38 @@ def plan_spec(
         rows_per_day=rows_per_day,
         days=int(counts.size),
         min_rows=min_rows,
-        training_min_rows=training_min_rows,
+        volume=vol,
         slice_column=slice_column,
+        slice_note=slice_note,
         excluded=list(exclude),
         warnings=warnings,
     )
+
+
+def _pick_slice(frame: pd.DataFrame, columns: list[_Column], holdout_rows: int) -> tuple[str | None, str]:
+    """The slice column and its comment: the category with fewest values among those that
+    vary within a day (a one-value-per-day column cannot be compared inside the holdout days)
+    and of which at least two values can expect :data:`MIN_SLICE_ROWS` rows in a holdout of
+    ``holdout_rows`` (a metric on fewer rows is noise, and a protected slice refuses it)."""
+    usable: list[tuple[int, int, str, list[str]]] = []
+    for i, c in enumerate(columns):
+        if c.type != "category" or not 2 <= len(c.spec["categories"]) <= 12 or "ONE VALUE PER DAY" in c.note:
+            continue
+        expected = frame[c.name].value_counts(normalize=True) * holdout_rows
+        if int((expected >= MIN_SLICE_ROWS).sum()) >= 2:
+            small = sorted(str(v) for v in expected[expected < MIN_SLICE_ROWS].index)
+            usable.append((len(c.spec["categories"]), i, c.name, small))
+    if not usable:
+        return None, (
+            f"No slice_column: no category varies within a day with two values expecting {MIN_SLICE_ROWS} rows in a "
+            f"holdout of about {holdout_rows} rows." if any(c.type == "category" for c in columns) else ""
+        )
+    _, _, name, small = min(usable)
+    note = (f"Per-slice metrics on the holdout (about {holdout_rows} rows) for this category: of those with two\n"
+            f"values expecting {MIN_SLICE_ROWS} holdout rows or more, the one with fewest values.")
+    if small:
+        note += f"\nExpected under {MIN_SLICE_ROWS} holdout rows, so measured as noise or skipped: {small}."
+    return name, note
 
 
 def suite_json(spec: ModelSpec) -> dict[str, Any]:
@@ -746,6 +794,13 @@ def new_model(
     target_path = folder / f"{name}.yaml"
     # Parse the rendered text with the spec's own schema before anything lands in the specs folder.
     spec = _load_text(text, target_path)
+    # What `mlops check` would say of these thresholds once the lake holds days like the sample's
+    # (a volume so low that even the scaled numbers fall short): say it now.
+    short = volume_warnings(spec, plan.volume.rows_per_day)
+    if short:
+        plan.warnings += [f"{field}: {message}" for field, message in short]
+        text = render(plan)
+        spec = _load_text(text, target_path)
     result = check_sample(spec, frame)
     if not result["success"]:
         from mlops_lifecycle import validation

@@ -344,3 +344,60 @@ def test_often_constant_columns_may_be_constant_and_rarely_constant_ones_stay_ch
     assert spec.feature("sensor").may_be_constant is False
     stuck = (pd.Timestamp(START) + pd.Timedelta(days=7)).date().isoformat()
     assert any("sensor holds one value only on 1 of 40 days" in w and stuck in w for w in made.warnings)
+
+
+def _hourly(days: int = 40, seed: int = 8) -> pd.DataFrame:
+    """One row an hour (24 a day), like the bike-rental data: a low-volume model."""
+    rng = np.random.default_rng(seed)
+    at = pd.date_range(pd.Timestamp(START), periods=days * 24, freq="h")
+    n = len(at)
+    frame = pd.DataFrame({
+        "hour_id": at.strftime("h%Y%m%d%H"),
+        "rented_at": at,
+        "temp": np.round(rng.normal(15, 8, n), 2),
+        "weather": rng.choice(["clear", "mist", "rain"], n, p=[0.65, 0.3, 0.05]),
+        "station": [f"s{i % 12:02d}" for i in range(n)],  # 12 values: 26 rows each in a 312-row holdout
+    })
+    frame["cnt"] = (50 + 4 * frame["temp"] + rng.normal(0, 10, n)).clip(0).round().astype("int64")
+    return frame
+
+
+def test_low_volume_sample_gets_thresholds_monitoring_can_meet(tmp_path, specs):
+    """24 rows a day: the default 2-day holdout (48 rows) and 500 drifted rows in 2 days never act."""
+    from mlops_lifecycle import volume
+
+    spec = scaffold.new_model("rentals", _write(_hourly(), tmp_path / "h.parquet"), "cnt").spec
+    t, r = spec.training, spec.retraining
+
+    assert 300 <= t.holdout_days * 24 and t.holdout_days <= 14 and t.validation_days == t.holdout_days
+    assert t.window_days >= t.validation_days + t.holdout_days + 56
+    assert t.min_rows <= t.window_days * 24 * 0.8 and t.reference_rows == 24 * (t.holdout_days + t.validation_days)
+    assert r.min_rows <= r.drift_days_required * 24 * 0.8 and r.drift_days_required <= 7
+    assert spec.drift.min_labelled_rows <= 24
+    assert volume.volume_warnings(spec, 24) == []
+    # weather's clear and mist fill 30-row slices of a 312-row holdout; none of station's 12 values does.
+    assert t.slice_column == "weather"
+    assert "['rain']" in (specs / "rentals.yaml").read_text()
+
+
+def test_high_volume_keeps_the_defaults():
+    from mlops_lifecycle import volume
+
+    plan = volume.volume_plan(1000)
+    assert (plan.holdout_days, plan.validation_days, plan.window_days) == (2, 2, 60)
+    assert (plan.drift_days_required, plan.retraining_min_rows, plan.min_labelled_rows) == (2, 500, 30)
+
+
+def test_no_slice_column_when_no_slice_fills_30_holdout_rows(tmp_path, specs):
+    frame = _hourly().drop(columns=["weather"])
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    assert made.spec.training.slice_column is None
+    assert "No slice_column" in made.spec_path.read_text()
+
+
+def test_a_volume_too_low_even_for_scaled_thresholds_is_warned_at_scaffold_time(tmp_path, specs):
+    frame = _hourly(days=60)
+    frame = frame[frame["rented_at"].dt.hour % 6 == 0]  # 4 rows a day
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    assert any(w.startswith("training.holdout_days: a holdout of 14 day(s) holds about 56 rows") for w in made.warnings)
+    assert "# WARNING: training.holdout_days:" in made.spec_path.read_text()
