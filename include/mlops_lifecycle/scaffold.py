@@ -49,6 +49,8 @@ HEADROOM = 0.2
 MAX_CATEGORIES = 50
 # A numeric feature this correlated with the target is probably part of it (leakage).
 LEAKAGE_CORRELATION = 0.95
+# Two numeric features whose sum (or difference) is the target on this share of rows are its parts.
+SUM_LEAKAGE_SHARE = 0.99
 # A column constant on at least this share of the sample's days may be constant on a day
 # (may_be_constant); rarer constant days look like broken feeds and stay rejected.
 MAY_BE_CONSTANT_SHARE = 0.05
@@ -127,14 +129,27 @@ def _precision(span: float) -> int:
     return max(0, 2 - math.floor(math.log10(span)))
 
 
+def natural_bound(lo: float, hi: float) -> float | None:
+    """The top of the bounded scale an observed range looks like, or None: 1 for values
+    within 0..1 (a share, a probability, a flag), 100 for values from 0 or more that reach
+    exactly 100 (a percentage, a humidity). No valid value lies beyond it."""
+    if lo < 0:
+        return None
+    if hi <= 1:
+        return 1.0
+    return 100.0 if hi == 100 else None
+
+
 def widened_range(lo: float, hi: float, *, integer: bool) -> tuple[float, float]:
     """``[lo, hi]`` widened by :data:`HEADROOM` of the span on each side, never below 0
-    when ``lo`` was not negative, rounded outwards."""
+    when ``lo`` was not negative nor above a :func:`natural_bound`, rounded outwards."""
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
     pad = HEADROOM * span
     low, high = lo - pad, hi + pad
     if lo >= 0:
         low = max(0.0, low)
+    if (top := natural_bound(lo, hi)) is not None:
+        high = min(high, top)
     if integer:
         return float(math.floor(low)), float(math.ceil(high))
     digits = _precision(span)
@@ -189,6 +204,8 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
         low, high = widened_range(lo, hi, integer=kind == "int")
         out["min"], out["max"] = _number(low), _number(high)
         notes.append(f"observed {_number(round(lo, 6))}..{_number(round(hi, 6))}")
+        if (top := natural_bound(lo, hi)) is not None:
+            notes.append(f"max kept at {_number(top)}: the range looks like a 0..{_number(top)} scale")
     elif _parse_times(series) is not None:
         return _Column(
             name,
@@ -248,7 +265,13 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
     return column
 
 
-def _pick_time(frame: pd.DataFrame, target: str, time: str | None) -> tuple[str, pd.Series]:
+def _pick_time(
+    frame: pd.DataFrame, target: str, time: str | None, entity_id: str | None = None
+) -> tuple[str, pd.Series]:
+    """The event-time column: ``time``, else the one date/time column. Of several, a real
+    datetime column beats text that parses as one; a column that is an id (the named
+    ``entity_id``, or unique per row and named like an id: ``hour_id``, ``key``) is not an
+    event time, however much its values look like dates (``2011-01-01T00``)."""
     import pandas as pd
 
     if time:
@@ -264,7 +287,9 @@ def _pick_time(frame: pd.DataFrame, target: str, time: str | None) -> tuple[str,
                 f"--time {time!r} is null in {int(parsed.isna().sum())} row(s); every row needs an event time"
             )
         return time, parsed
-    found = {str(c): p for c in frame.columns if c != target and (p := _parse_times(frame[c])) is not None}
+    found = {
+        str(c): p for c in frame.columns if c not in {target, entity_id} and (p := _parse_times(frame[c])) is not None
+    }
     if not found:
         raise ScaffoldError(
             "the sample has no date or timestamp column; the spec needs an event time (rows are partitioned and split "
@@ -274,14 +299,50 @@ def _pick_time(frame: pd.DataFrame, target: str, time: str | None) -> tuple[str,
     if len(found) > 1 and len(native) == 1:
         # A real timestamp column beats text that happens to parse as one (a key such as 2011-01-01T00).
         found = native
+    not_ids = {c: p for c, p in found.items() if not (ID_HINT.search(c) and frame[c].is_unique)}
+    if len(found) > 1 and len(not_ids) == 1:
+        # An id that reads as a date (the key the guide suggests) identifies rows; it does not time them.
+        found = not_ids
     if len(found) > 1:
         raise ScaffoldError(
-            f"the sample has several date/time columns {sorted(found)}; say which is the event time with --time"
+            f"the sample has several date/time columns {sorted(found)}; say which is the event time with --time. "
+            "(A real datetime column is preferred to text, and a column unique per row and named like an id "
+            "(*_id, id_*, *_key, uuid) is taken for the entity id, not the event time; that left "
+            f"{sorted(not_ids) or sorted(found)}.)"
         )
     name, parsed = next(iter(found.items()))
     if parsed.isna().any():
         raise ScaffoldError(f"event time {name!r} is null in {int(parsed.isna().sum())} row(s)")
     return name, parsed
+
+
+def _sum_leaks(frame: pd.DataFrame, candidates: list[str], target: str) -> dict[str, str]:
+    """Numeric columns that add up to the target with another (``casual + registered ==
+    cnt``), or give it as a difference, on :data:`SUM_LEAKAGE_SHARE` of the rows where
+    all three are known: each maps to what it makes with its partner."""
+    import itertools
+
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(frame[target]) or pd.api.types.is_bool_dtype(frame[target]):
+        return {}
+    numeric = [c for c in candidates
+               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    y = frame[target].to_numpy(dtype=float)
+    found: dict[str, str] = {}
+    for a, b in itertools.combinations(numeric, 2):
+        x, z = frame[a].to_numpy(dtype=float), frame[b].to_numpy(dtype=float)
+        known = ~(np.isnan(x) | np.isnan(z) | np.isnan(y))
+        if known.sum() < 10 or min((x[known] == 0).mean(), (z[known] == 0).mean()) >= SUM_LEAKAGE_SHARE:
+            continue  # too few rows, or one side is (almost) all zeros: the other alone is the target
+        for value, text in ((x + z, f"{a} + {b}"), (x - z, f"{a} - {b}"), (z - x, f"{b} - {a}")):
+            share = float(np.isclose(value[known], y[known], rtol=1e-6, atol=1e-9).mean())
+            if share >= SUM_LEAKAGE_SHARE:
+                found.setdefault(a, f"{text} == {target} on {share:.1%} of rows")
+                found.setdefault(b, f"{text} == {target} on {share:.1%} of rows")
+                break
+    return found
 
 
 def _pick_entity(frame: pd.DataFrame, exclude: set[str], entity_id: str | None, days: pd.Series) -> str:
@@ -405,8 +466,10 @@ def render(plan: _Plan) -> str:
         f"Scaffolded by `mlops new-model` from {plan.sample} on {dt.date.today().isoformat()}.\n"
         "REVIEW EVERY FIELD before this model goes live: the values below were inferred from the sample.\n"
         f"Ranges are the sample's min/max widened by {HEADROOM:.0%} of their span on each side (never below 0\n"
-        "for a column that was never negative); a batch outside them is rejected, so widen them if the sample\n"
-        "was not representative. Run `mlops check` after every edit."
+        "for a column that was never negative, never above 1 or 100 for one that looks like a 0..1 or 0..100\n"
+        "scale); a batch outside them is rejected, so widen them if the sample was not representative.\n"
+        "Run `mlops check` after every edit. Delete each WARNING below once you have dealt with it: `mlops check`\n"
+        "points out those about columns the spec no longer has."
     )
     if plan.excluded:
         lines += _comment(
@@ -611,7 +674,7 @@ def plan_spec(
             f"column names must be plain identifiers (letters, digits, underscore); rename {bad_names}"
         )
     frame = frame.drop(columns=list(exclude))
-    event_time, times = _pick_time(frame, target, time)
+    event_time, times = _pick_time(frame, target, time, entity_id)
     days = times.dt.date
     entity = _pick_entity(frame, {target, event_time}, entity_id, days)
     task, target_extra, target_note = _task(frame[target], target)
@@ -619,7 +682,15 @@ def plan_spec(
     columns: list[_Column] = []
     problems: list[str] = []
     warnings: list[str] = []
+    if bool((times == times.dt.normalize()).all()):
+        warnings.append(
+            f"{event_time}, the event time, holds dates only (every value is at midnight): it has no time of day. "
+            "Fine when each row is a whole day; when rows are hours or events, combine the date with the time "
+            "upstream into one timestamp (pd.to_datetime(df['date'] + ' ' + df['hour'])), or a features_function "
+            "that reads the hour from it gets 0 on every row"
+        )
     numeric_target = pd.api.types.is_numeric_dtype(frame[target])
+    sums = _sum_leaks(frame, [str(c) for c in frame.columns if c not in {target, event_time, entity}], target)
     for c in frame.columns:
         if c in {target, event_time, entity}:
             continue
@@ -627,14 +698,21 @@ def plan_spec(
         if col.problem:
             problems.append(f"  - {col.name} {col.problem}")
             continue
+        if c in sums:
+            col.note += f"; LEAKAGE? {sums[c]}"
+            warnings.append(
+                f"{c} is part of the target: {sums[c]} of the sample. It is known only once the label is, so "
+                "drop it (and its partner), or the model learns an answer it cannot have when it scores"
+            )
         if col.type in {"int", "float"} and numeric_target:
             corr = frame[[c, target]].corr().iloc[0, 1]
             if pd.notna(corr) and abs(corr) >= LEAKAGE_CORRELATION:
                 col.note += f"; LEAKAGE? correlation {corr:.2f} with the target"
-                warnings.append(
-                    f"{c} correlates {corr:.2f} with the target {target}: if it is only known after the label "
-                    "(a part of it, say), drop it, or the model learns an answer it cannot have when it scores"
-                )
+                if c not in sums:  # the sum says more
+                        warnings.append(
+                        f"{c} correlates {corr:.2f} with the target {target}: if it is only known after the label "
+                        "(a part of it, say), drop it, or the model learns an answer it cannot have when it scores"
+                    )
         if "ONE VALUE PER DAY" in col.note:
             warnings.append(
                 f"{c} holds one value per day in the sample; each daily batch is checked to hold at least two "

@@ -401,3 +401,53 @@ def test_a_volume_too_low_even_for_scaled_thresholds_is_warned_at_scaffold_time(
     made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
     assert any(w.startswith("training.holdout_days: a holdout of 14 day(s) holds about 56 rows") for w in made.warnings)
     assert "# WARNING: training.holdout_days:" in made.spec_path.read_text()
+
+
+def test_columns_that_add_up_to_the_target_are_each_flagged_as_leakage(tmp_path, specs):
+    """casual + registered == cnt: only registered correlates 0.95 with cnt, both are parts of it."""
+    frame = _hourly()
+    rng = np.random.default_rng(1)
+    frame["casual"] = np.minimum(frame["cnt"], rng.integers(0, 8, len(frame)))
+    frame["registered"] = frame["cnt"] - frame["casual"]
+    frame["returns"] = frame["cnt"] + frame["casual"]  # returns - casual == cnt
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    parts = {w.split(" ", 1)[0]: w for w in made.warnings if "is part of the target" in w}
+    assert set(parts) == {"casual", "registered", "returns"}, made.warnings
+    assert "casual + registered == cnt on 100.0% of rows" in parts["registered"]
+    assert "returns - casual == cnt" in parts["returns"]
+    assert "LEAKAGE? casual + registered == cnt" in made.spec_path.read_text()
+    assert not any("temp is part" in w for w in made.warnings)
+
+
+def test_a_0_to_100_or_0_to_1_scale_keeps_its_bound():
+    assert scaffold.widened_range(0, 100, integer=False) == (0.0, 100.0)  # humidity: not 120
+    assert scaffold.widened_range(12, 100, integer=True) == (0.0, 100.0)
+    assert scaffold.widened_range(0.05, 1.0, integer=False) == (0.0, 1.0)  # a share
+    assert scaffold.widened_range(0, 1, integer=True) == (0.0, 1.0)  # a 0/1 flag
+    assert scaffold.widened_range(0, 90, integer=True) == (0.0, 108.0)  # not seen reaching 100: widened
+    assert scaffold.widened_range(-1, 100, integer=True)[1] > 100  # not a 0..100 scale
+
+
+def test_a_date_only_event_time_is_warned_about_in_the_spec(tmp_path, specs):
+    frame = _hourly()
+    frame["rented_at"] = frame["rented_at"].dt.normalize()
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    assert any(w.startswith("rented_at, the event time, holds dates only") for w in made.warnings)
+    assert "# WARNING: rented_at, the event time, holds dates only (every value is at midnight)" in (
+        made.spec_path.read_text())
+    timed = scaffold.new_model("rentals_timed", _write(_hourly(), tmp_path / "t.parquet"), "cnt")
+    assert not any("holds dates only" in w for w in timed.warnings)
+
+
+def test_an_id_that_reads_as_a_date_is_not_taken_for_the_event_time(tmp_path, specs):
+    """The guide's key 2011-01-01T00 beside the timestamp, both text in a CSV."""
+    frame = _hourly().drop(columns=["hour_id"])
+    frame["rental_hour_id"] = frame["rented_at"].dt.strftime("%Y-%m-%dT%H")
+    frame["rented_at"] = frame["rented_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    spec = scaffold.new_model("rentals", _write(frame, tmp_path / "h.csv"), "cnt").spec
+    assert spec.event_time == "rented_at" and spec.entity_id == "rental_hour_id"
+    # Two timestamps that are no ids: still the user's choice, and the message says the rule.
+    frame["returned_at"] = frame["rented_at"]
+    with pytest.raises(scaffold.ScaffoldError, match=r"several date/time columns.*named like an id") as err:
+        scaffold.new_model("rentals_two", _write(frame, tmp_path / "two.csv"), "cnt")
+    assert "['rented_at', 'returned_at']" in str(err.value) and "--time" in str(err.value)
