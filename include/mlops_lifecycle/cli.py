@@ -177,16 +177,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     passed, errors = check_specs(folder)
     for path, s, width in passed:
         suite_file = scaffold.suite_path(path)
+        fresh = scaffold.suite_json(s)
+        current = json.loads(suite_file.read_text(encoding="utf-8")) if suite_file.exists() else None
+        stale = current != json.loads(json.dumps(fresh, default=str))
         note = ""
-        if suite_file.exists():
-            fresh = scaffold.suite_json(s)
-            if args.write_suites:
-                from mlops_lifecycle import lake
+        if args.write_suites:
+            from mlops_lifecycle import lake
 
+            if stale:
                 lake.write_json(suite_file, fresh)
-                note = f"; rewrote {suite_file.name}"
-            elif json.loads(suite_file.read_text(encoding="utf-8")) != json.loads(json.dumps(fresh, default=str)):
-                note = f"; {suite_file.name} is out of date (mlops check --write-suites renews it)"
+            note = (f"; {suite_file.name} unchanged" if not stale
+                    else f"; {'rewrote' if current is not None else 'wrote'} {suite_file.name}")
+        elif current is not None and stale:
+            note = (f"; {suite_file.name} is out of date (make check WRITE_SUITES=1, or mlops check --write-suites, "
+                    "renews it)")
         _say(f"ok      {s.name}  ({len(s.features)} features -> {width} model inputs, {s.target.task}, "
              f"schedule {s.schedule}){note}")
         for field, message in _volume_warnings(s):

@@ -4,6 +4,8 @@ printed with its file and field, and a non-zero exit."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -198,3 +200,25 @@ def test_check_warns_of_thresholds_the_lakes_days_cannot_meet(tmp_path, data_dir
           retraining__drift_days_required=7, retraining__min_rows=134)
     assert cli.main(["check", "--specs", str(tmp_path)]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_write_suites_writes_missing_suites_and_says_when_nothing_changed(tmp_path, data_dir, capsys):
+    _spec(tmp_path, "model_a.yaml")
+    suite = tmp_path / "model_a.suite.json"
+
+    assert cli.main(["check", "--specs", str(tmp_path), "--write-suites"]) == 0
+    assert "; wrote model_a.suite.json" in capsys.readouterr().out and suite.exists()
+    written = suite.stat().st_mtime_ns
+    assert cli.main(["check", "--specs", str(tmp_path), "--write-suites"]) == 0
+    out = capsys.readouterr().out
+    assert "model_a.suite.json unchanged" in out and "rewrote" not in out
+    assert suite.stat().st_mtime_ns == written
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+@pytest.mark.parametrize(("flag", "expected"), [("WRITE_SUITES=1", True), ("WRITE_SUITES=", False), (None, False)])
+def test_make_check_renews_suites_with_write_suites_1(flag, expected):
+    args = ["make", "-s", "-n", "-C", str(ROOT), "check", *([flag] if flag else [])]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if "mlops check" in x)
+    assert line.rstrip().endswith("--write-suites") is expected, line
