@@ -451,3 +451,48 @@ def test_an_id_that_reads_as_a_date_is_not_taken_for_the_event_time(tmp_path, sp
     with pytest.raises(scaffold.ScaffoldError, match=r"several date/time columns.*named like an id") as err:
         scaffold.new_model("rentals_two", _write(frame, tmp_path / "two.csv"), "cnt")
     assert "['rented_at', 'returned_at']" in str(err.value) and "--time" in str(err.value)
+
+
+def _history_model(tmp_path: Path, days: list[dt.date], rows: int = 300):
+    """A scaffolded model (300 rows a day: a 2-day holdout and validation) with its daily files landed."""
+    from mlops_lifecycle import ingestion
+
+    history = pd.concat([retail_demand.generate_day(d, rows=rows) for d in days], ignore_index=True)
+    source = _write(history, tmp_path / "history.parquet")
+    spec = scaffold.new_model("shop_demand", source, "units_sold_next_day").spec
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    scaffold.split_by_day(source, "snapshot_at", template)
+    return spec, template
+
+
+def _ingest_history(days: list[dt.date], capsys) -> tuple[int, str]:
+    code = cli.main(["ingest-history", "shop_demand", "--from-date", str(days[0]), "--to-date", str(days[-1])])
+    return code, capsys.readouterr().out
+
+
+def test_ingest_history_says_the_next_step_for_what_it_found(tmp_path, specs, capsys):
+    from mlops_lifecycle import registry
+
+    days = [START + dt.timedelta(days=i) for i in range(6)]
+    spec, template = _history_model(tmp_path, days)
+    assert (spec.training.holdout_days, spec.training.validation_days) == (2, 2)
+
+    code, out = _ingest_history(days[:3], capsys)  # 3 of the 5 days a first training needs
+    assert code == 0 and "Next: the first training needs 5 validated days" in out and "holds 3" in out
+    assert "; ;" not in out
+
+    code, out = _ingest_history(days, capsys)
+    assert code == 0 and "Next: trigger shop_demand__retrain" in out and '"reason": "first training"' in out
+
+    # A champion exists (registered by hand here: the registry is real, the training is not needed).
+    c = registry.client()
+    c.create_registered_model(spec.model_name)
+    version = c.create_model_version(spec.model_name, source=str(tmp_path / "model"))
+    c.set_registered_model_alias(spec.model_name, registry.CHAMPION, version.version)
+    code, out = _ingest_history(days, capsys)
+    assert code == 0 and '"reason": "first training"' not in out
+    assert f"Next: v{version.version} is already champion" in out and "airflow backfill create" in out
+
+    later = [days[-1] + dt.timedelta(days=i) for i in range(1, 3)]  # no files landed for these
+    code, out = _ingest_history(later, capsys)
+    assert code == 1 and "Next: no day was validated" in out and '"first training"' not in out
