@@ -195,6 +195,8 @@ def cmd_check(args: argparse.Namespace) -> int:
              f"schedule {s.schedule}){note}")
         for field, message in _volume_warnings(s):
             _say(f"warning {s.name} {field}: {message}")
+        for line, message in scaffold.stale_warnings(path.read_text(encoding="utf-8"), s):
+            _say(f"warning {s.name} {path.name} line {line}: {message}")
     for e in errors:
         _say(f"INVALID {e}")
     if not passed and not errors:

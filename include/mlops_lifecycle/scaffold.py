@@ -804,6 +804,33 @@ def _pick_slice(frame: pd.DataFrame, columns: list[_Column], holdout_rows: int) 
     return name, note
 
 
+_WARNING_LINE = re.compile(r"^#\s*WARNING:\s*([A-Za-z_][A-Za-z0-9_.]*)")
+
+
+def stale_warnings(text: str, spec: ModelSpec) -> list[tuple[int, str]]:
+    """``(line number, why)`` of each scaffolder ``# WARNING:`` comment in a spec's text
+    whose problem no longer applies: every such warning starts with the column it is about,
+    so it is stale once the spec has no such column, or once a warning that suggests
+    ``may_be_constant: true`` finds the feature marked so. Warnings about a field
+    (``training.holdout_days: ...``) are left alone: ``mlops check`` judges those anew."""
+    columns = {spec.entity_id, spec.event_time, spec.target.column, *spec.feature_names}
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _WARNING_LINE.match(line)
+        if not match or "." in match.group(1):
+            continue
+        column = match.group(1)
+        if column not in columns:
+            out.append((number, f"the WARNING comment about {column} no longer applies (the spec has no column "
+                                f"{column}): delete it"))
+        elif "mark it may_be_constant: true" in line and column in spec.feature_names and (
+            spec.feature(column).may_be_constant
+        ):
+            out.append((number, f"the WARNING comment about {column} no longer applies ({column} is marked "
+                                "may_be_constant: true): delete it"))
+    return out
+
+
 def suite_json(spec: ModelSpec) -> dict[str, Any]:
     """The expectation suite a spec implies, as JSON for review."""
     from mlops_lifecycle import validation

@@ -496,3 +496,30 @@ def test_ingest_history_says_the_next_step_for_what_it_found(tmp_path, specs, ca
     later = [days[-1] + dt.timedelta(days=i) for i in range(1, 3)]  # no files landed for these
     code, out = _ingest_history(later, capsys)
     assert code == 1 and "Next: no day was validated" in out and '"first training"' not in out
+
+
+def test_check_points_out_warning_comments_whose_problem_was_fixed(tmp_path, specs, capsys):
+    frame = _hourly()
+    frame["weekday"] = frame["rented_at"].dt.day_name()  # one value per day
+    frame["wind"] = np.round(np.random.default_rng(2).gamma(2, 3, len(frame)), 1)
+    frame.loc[frame["rented_at"].dt.date == START, "wind"] = 0.0  # stuck on 1 of 40 days
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    text = made.spec_path.read_text()
+    assert "# WARNING: weekday holds one value per day" in text and "# WARNING: wind holds one value only" in text
+    assert "Delete each WARNING below once you have dealt with it" in text
+    assert cli.main(["check"]) == 0
+    assert "no longer applies" not in capsys.readouterr().out
+
+    # The user drops weekday (derived from the event time instead) and marks wind may_be_constant.
+    fixed = re.sub(r"  # [^\n]*\n  - name: weekday\n(    [^\n]*\n)+", "", text)
+    fixed = fixed.replace("  - name: wind\n    type: float\n", "  - name: wind\n    type: float\n    may_be_constant: true\n")
+    assert "name: weekday" not in fixed and "may_be_constant: true\n    min" in fixed
+    made.spec_path.write_text(fixed)
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    lines = fixed.splitlines()
+    stale = dict(re.findall(r"^warning rentals rentals\.yaml line (\d+): (.*)$", out, re.M))
+    assert len(stale) == 2, out
+    for number, why in stale.items():
+        assert lines[int(number) - 1].startswith(("# WARNING: weekday", "# WARNING: wind"))
+        assert why.endswith("no longer applies (the spec has no column weekday): delete it") or "wind is marked" in why
