@@ -90,7 +90,9 @@ def read_sample(path: str | Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path)
+            from mlops_lifecycle.ingestion import CSV_NULLS
+
+            frame = pd.read_csv(path, **CSV_NULLS)  # read as the daily files will be
         elif suffix in {".parquet", ".pq"}:
             frame = pd.read_parquet(path, engine="pyarrow")
         else:
@@ -218,6 +220,18 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
         or pd.api.types.is_string_dtype(series)
         or isinstance(series.dtype, pd.CategoricalDtype)
     ):
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.isna().any() and numbers.notna().mean() >= 0.9:
+            words = sorted({str(v) for v in values[numbers.isna()]})
+            return _Column(
+                name,
+                None,
+                "",
+                problem=f"is a number column that holds text values like {words[:5]} in {int(numbers.isna().sum())} "
+                "row(s): validation rejects text in a number column (in a CSV only an empty field is a null). Write "
+                f"missing values as empty fields upstream (pandas: df[{name!r}] = pd.to_numeric(df[{name!r}], "
+                "errors='coerce'))",
+            )
         if not all(isinstance(v, str) for v in values.head(1000)):
             return _Column(name, None, "", problem="mixes text with other values")
         if distinct > MAX_CATEGORIES:

@@ -523,3 +523,33 @@ def test_check_points_out_warning_comments_whose_problem_was_fixed(tmp_path, spe
     for number, why in stale.items():
         assert lines[int(number) - 1].startswith(("# WARNING: weekday", "# WARNING: wind"))
         assert why.endswith("no longer applies (the spec has no column weekday): delete it") or "wind is marked" in why
+
+
+def test_text_like_n_a_in_a_csv_number_column_is_reported_as_text_not_as_nulls(tmp_path, specs):
+    """pandas reads 'n/a' as missing: the day was rejected as 'never null, e.g. [nan]'."""
+    from mlops_lifecycle import ingestion, validation
+
+    days = [START + dt.timedelta(days=i) for i in range(3)]
+    history = pd.concat([retail_demand.generate_day(d, rows=200) for d in days], ignore_index=True)
+    source = _write(history, tmp_path / "history.csv")
+    spec = scaffold.new_model("shop_demand", source, "units_sold_next_day").spec
+    assert not spec.feature("units_sold_7d_avg").nullable
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    day = history[history["snapshot_at"].dt.date == days[1]].copy()
+    day["units_sold_7d_avg"] = day["units_sold_7d_avg"].astype(object)
+    day.iloc[[3, 7], day.columns.get_loc("units_sold_7d_avg")] = "n/a"
+    target = Path(template.format(ds=days[1].isoformat()))
+    target.parent.mkdir(parents=True)
+    _write(day, target)
+
+    ingestion.ingest(spec, days[1])
+    with pytest.raises(validation.ValidationFailed) as err:
+        validation.validate_partition(spec, days[1], docs=False)
+    assert "units_sold_7d_avg has type float" in str(err.value)
+    assert "the column holds text values like 'n/a'" in str(err.value) and "never null" not in str(err.value)
+
+    # The same text in the sample: the scaffolder says so instead of inferring a nullable column.
+    history.loc[[3, 7], "units_sold_7d_avg"] = "n/a"
+    with pytest.raises(scaffold.ScaffoldError, match=r"units_sold_7d_avg is a number column that holds text values "
+                                                     r"like \['n/a'\] in 2 row\(s\)"):
+        scaffold.new_model("shop_demand_na", _write(history, tmp_path / "na.csv"), "units_sold_next_day")
