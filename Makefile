@@ -61,8 +61,8 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-check: $(STAMP)  ## Validate every model spec and print each problem with file and field
-	$(BIN)/mlops check
+check: $(STAMP)  ## Validate every spec, print each problem with file and field (WRITE_SUITES=1: renew the suites)
+	$(BIN)/mlops check $(if $(filter 1 yes true,$(WRITE_SUITES)),--write-suites)
 
 airflow: db  ## Start a local Airflow (UI on http://localhost:8080) on the demo's stores
 	$(BIN)/mlops airflow-info

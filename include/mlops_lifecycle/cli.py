@@ -153,10 +153,23 @@ def check_specs(folder: Path) -> tuple[list[tuple[Path, ModelSpec, int]], list[s
     return passed, errors
 
 
+def _volume_warnings(s: ModelSpec) -> list[tuple[str, str]]:
+    """Thresholds the lake's validated days cannot meet (:func:`volume.volume_warnings`);
+    none before the lake holds a validated day of the model."""
+    import statistics
+
+    from mlops_lifecycle import volume
+
+    rows = volume.observed_rows_per_day(s)
+    return volume.volume_warnings(s, statistics.median(rows)) if rows else []
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate every spec; print each problem with file and field (see :func:`check_specs`).
 
-    A reviewable ``<name>.suite.json`` beside a spec must also still match it.
+    A reviewable ``<name>.suite.json`` beside a spec must also still match it. Thresholds
+    that the lake's validated days of a model show can never be met are warnings (the exit
+    code stays 0).
     """
     from mlops_lifecycle import scaffold
 
@@ -164,18 +177,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     passed, errors = check_specs(folder)
     for path, s, width in passed:
         suite_file = scaffold.suite_path(path)
+        fresh = scaffold.suite_json(s)
+        current = json.loads(suite_file.read_text(encoding="utf-8")) if suite_file.exists() else None
+        stale = current != json.loads(json.dumps(fresh, default=str))
         note = ""
-        if suite_file.exists():
-            fresh = scaffold.suite_json(s)
-            if args.write_suites:
-                from mlops_lifecycle import lake
+        if args.write_suites:
+            from mlops_lifecycle import lake
 
+            if stale:
                 lake.write_json(suite_file, fresh)
-                note = f"; rewrote {suite_file.name}"
-            elif json.loads(suite_file.read_text(encoding="utf-8")) != json.loads(json.dumps(fresh, default=str)):
-                note = f"; {suite_file.name} is out of date (mlops check --write-suites renews it)"
+            note = (f"; {suite_file.name} unchanged" if not stale
+                    else f"; {'rewrote' if current is not None else 'wrote'} {suite_file.name}")
+        elif current is not None and stale:
+            note = (f"; {suite_file.name} is out of date (make check WRITE_SUITES=1, or mlops check --write-suites, "
+                    "renews it)")
         _say(f"ok      {s.name}  ({len(s.features)} features -> {width} model inputs, {s.target.task}, "
              f"schedule {s.schedule}){note}")
+        for field, message in _volume_warnings(s):
+            _say(f"warning {s.name} {field}: {message}")
+        for line, message in scaffold.stale_warnings(path.read_text(encoding="utf-8"), s):
+            _say(f"warning {s.name} {path.name} line {line}: {message}")
     for e in errors:
         _say(f"INVALID {e}")
     if not passed and not errors:
@@ -228,12 +249,41 @@ def cmd_ingest_history(args: argparse.Namespace) -> int:
                  f"{r['detail'][:160]}")
     counts = {k: sum(1 for r in results if r["status"] == k) for k in ("validated", "rejected", "missing", "unreadable")}
     labelled = sum(1 for r in results if r["labels"] == "stored")
-    _say(f"{s.name}: {counts['validated']} of {len(days)} day(s) validated; "
-         + ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "validated")
-         + (f"; labels kept for {labelled} day(s)" if s.labels is not None else "")
-         + f"\nNext: trigger {s.name}__retrain from the Airflow UI form (last day {end}), or\n  airflow dags trigger "
-         f"{s.name}__retrain --conf '{{\"end_date\": \"{end}\", \"reason\": \"first training\"}}'")
+    failed = ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "validated")
+    _say(f"{s.name}: {counts['validated']} of {len(days)} day(s) validated" + (f"; {failed}" if failed else "")
+         + (f"; labels kept for {labelled} day(s)" if s.labels is not None else ""))
+    _say(f"Next: {_after_history(s, start, end, counts['validated'])}")
     return 0 if counts["validated"] else 1
+
+
+def _after_history(s: ModelSpec, start: dt.date, end: dt.date, validated: int) -> str:
+    """The next step once history up to ``end`` is loaded: fix the days, load more, train the
+    first version, or (a champion exists) score or retrain on the loaded days."""
+    from mlops_lifecycle import lake, registry
+
+    trigger = f"airflow dags trigger {s.name}__retrain --conf '{{\"end_date\": \"{end}\", \"reason\": \"%s\"}}'"
+    if not validated:
+        return ("no day was validated, so there is nothing to train on: fix the days listed above (their "
+                f"validation results are in {lake.root() / s.name / 'reports' / 'validation'}), then run "
+                "ingest-history again")
+    try:
+        champion = registry.champion(s)
+    except registry.RegistryError as exc:
+        return (f"could not tell whether {s.name} has a champion ({exc}); without one, train the first version: "
+                + trigger % "first training")
+    if champion is not None:
+        return (f"v{champion.version} is already champion, so these days need no first training. Score them with "
+                f"the champion: airflow backfill create --dag-id {s.name}__daily --from-date {start} --to-date {end} "
+                f"(make airflow running); or train a challenger on them now: {trigger % 'history loaded'}")
+    t = s.training
+    window = [d for d in lake.partitions(s.name, "validated") if 0 <= (end - d).days < t.window_days]
+    needed = t.validation_days + t.holdout_days + 1
+    if len(window) < needed:
+        return (f"the first training needs {needed} validated days (validation {t.validation_days} + holdout "
+                f"{t.holdout_days} + 1) in its {t.window_days}-day window ending {end}, and it holds {len(window)}: "
+                "load more history first")
+    return (f"trigger {s.name}__retrain from the Airflow UI form (last day {end}), or\n  "
+            + trigger % "first training")
 
 
 def cmd_split_by_day(args: argparse.Namespace) -> int:

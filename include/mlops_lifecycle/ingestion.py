@@ -389,6 +389,13 @@ def _decode_csv(source: FileSourceSpec, path: str, data: bytes, where: str) -> s
         ) from exc
 
 
+# Only an empty field is a null. pandas also reads 'n/a', 'NA', 'null', 'None' and a dozen
+# more words as missing, which made text in a number column pass as nulls (reported as
+# 'never null', or let through on a nullable feature) where a Parquet file of the same
+# rows is rejected for its text; and a category 'NA' (Namibia) became a null.
+CSV_NULLS = {"keep_default_na": False, "na_values": [""]}
+
+
 def _read_csv(spec: ModelSpec, source: FileSourceSpec, path: str, data: bytes, where: str):
     import io
 
@@ -410,7 +417,7 @@ def _read_csv(spec: ModelSpec, source: FileSourceSpec, path: str, data: bytes, w
                 examples=[header[:160]],
             )
     try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter)
+        return pd.read_csv(io.StringIO(text), sep=delimiter, **CSV_NULLS)
     except pd.errors.EmptyDataError as exc:
         raise SourceUnreadable(f"{path} holds no CSV header and no rows ({len(data)} bytes of blank text)",
                                check="source_not_empty", description="the source file has a header and rows",

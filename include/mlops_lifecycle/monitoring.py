@@ -75,16 +75,13 @@ def check_drift(spec: ModelSpec, ds: str | dt.date, *, version: str | int) -> di
     }
 
 
-MIN_LABELLED_ROWS = 30
-
-
 def concept_metrics(spec: ModelSpec, frame, version: str | int) -> dict[str, Any]:
     """The realised metric of a model version on labelled rows (target and ``prediction``
     columns) against its holdout value: ``{"labelled_rows", "metric", "value", "baseline",
-    "drop", "degraded"}``; only ``labelled_rows`` below 30 labelled rows."""
+    "drop", "degraded"}``; only ``labelled_rows`` below ``drift.min_labelled_rows``."""
     labelled = frame[frame[spec.target.column].notna()]
     concept: dict[str, Any] = {"labelled_rows": len(labelled)}
-    if len(labelled) >= MIN_LABELLED_ROWS:
+    if len(labelled) >= spec.drift.min_labelled_rows:
         metric = spec.promotion.metric
         mv = registry.get_version(spec, version)
         baseline = mv.tags.get(f"holdout_{metric}")

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_lifecycle import config, lake
+from mlops_lifecycle.promotion import MIN_SLICE_ROWS
 from mlops_lifecycle.spec import IDENTIFIER, ModelSpec, SpecError, load_spec, spec_paths
+from mlops_lifecycle.volume import VolumePlan, volume_plan, volume_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +49,8 @@ HEADROOM = 0.2
 MAX_CATEGORIES = 50
 # A numeric feature this correlated with the target is probably part of it (leakage).
 LEAKAGE_CORRELATION = 0.95
+# Two numeric features whose sum (or difference) is the target on this share of rows are its parts.
+SUM_LEAKAGE_SHARE = 0.99
 # A column constant on at least this share of the sample's days may be constant on a day
 # (may_be_constant); rarer constant days look like broken feeds and stay rejected.
 MAY_BE_CONSTANT_SHARE = 0.05
@@ -86,7 +90,9 @@ def read_sample(path: str | Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path)
+            from mlops_lifecycle.ingestion import CSV_NULLS
+
+            frame = pd.read_csv(path, **CSV_NULLS)  # read as the daily files will be
         elif suffix in {".parquet", ".pq"}:
             frame = pd.read_parquet(path, engine="pyarrow")
         else:
@@ -125,14 +131,27 @@ def _precision(span: float) -> int:
     return max(0, 2 - math.floor(math.log10(span)))
 
 
+def natural_bound(lo: float, hi: float) -> float | None:
+    """The top of the bounded scale an observed range looks like, or None: 1 for values
+    within 0..1 (a share, a probability, a flag), 100 for values from 0 or more that reach
+    exactly 100 (a percentage, a humidity). No valid value lies beyond it."""
+    if lo < 0:
+        return None
+    if hi <= 1:
+        return 1.0
+    return 100.0 if hi == 100 else None
+
+
 def widened_range(lo: float, hi: float, *, integer: bool) -> tuple[float, float]:
     """``[lo, hi]`` widened by :data:`HEADROOM` of the span on each side, never below 0
-    when ``lo`` was not negative, rounded outwards."""
+    when ``lo`` was not negative nor above a :func:`natural_bound`, rounded outwards."""
     span = hi - lo if hi > lo else max(abs(hi), 1.0)
     pad = HEADROOM * span
     low, high = lo - pad, hi + pad
     if lo >= 0:
         low = max(0.0, low)
+    if (top := natural_bound(lo, hi)) is not None:
+        high = min(high, top)
     if integer:
         return float(math.floor(low)), float(math.ceil(high))
     digits = _precision(span)
@@ -187,6 +206,8 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
         low, high = widened_range(lo, hi, integer=kind == "int")
         out["min"], out["max"] = _number(low), _number(high)
         notes.append(f"observed {_number(round(lo, 6))}..{_number(round(hi, 6))}")
+        if (top := natural_bound(lo, hi)) is not None:
+            notes.append(f"max kept at {_number(top)}: the range looks like a 0..{_number(top)} scale")
     elif _parse_times(series) is not None:
         return _Column(
             name,
@@ -199,6 +220,18 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
         or pd.api.types.is_string_dtype(series)
         or isinstance(series.dtype, pd.CategoricalDtype)
     ):
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.isna().any() and numbers.notna().mean() >= 0.9:
+            words = sorted({str(v) for v in values[numbers.isna()]})
+            return _Column(
+                name,
+                None,
+                "",
+                problem=f"is a number column that holds text values like {words[:5]} in {int(numbers.isna().sum())} "
+                "row(s): validation rejects text in a number column (in a CSV only an empty field is a null). Write "
+                f"missing values as empty fields upstream (pandas: df[{name!r}] = pd.to_numeric(df[{name!r}], "
+                "errors='coerce'))",
+            )
         if not all(isinstance(v, str) for v in values.head(1000)):
             return _Column(name, None, "", problem="mixes text with other values")
         if distinct > MAX_CATEGORIES:
@@ -246,7 +279,13 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
     return column
 
 
-def _pick_time(frame: pd.DataFrame, target: str, time: str | None) -> tuple[str, pd.Series]:
+def _pick_time(
+    frame: pd.DataFrame, target: str, time: str | None, entity_id: str | None = None
+) -> tuple[str, pd.Series]:
+    """The event-time column: ``time``, else the one date/time column. Of several, a real
+    datetime column beats text that parses as one; a column that is an id (the named
+    ``entity_id``, or unique per row and named like an id: ``hour_id``, ``key``) is not an
+    event time, however much its values look like dates (``2011-01-01T00``)."""
     import pandas as pd
 
     if time:
@@ -262,7 +301,9 @@ def _pick_time(frame: pd.DataFrame, target: str, time: str | None) -> tuple[str,
                 f"--time {time!r} is null in {int(parsed.isna().sum())} row(s); every row needs an event time"
             )
         return time, parsed
-    found = {str(c): p for c in frame.columns if c != target and (p := _parse_times(frame[c])) is not None}
+    found = {
+        str(c): p for c in frame.columns if c not in {target, entity_id} and (p := _parse_times(frame[c])) is not None
+    }
     if not found:
         raise ScaffoldError(
             "the sample has no date or timestamp column; the spec needs an event time (rows are partitioned and split "
@@ -272,14 +313,50 @@ def _pick_time(frame: pd.DataFrame, target: str, time: str | None) -> tuple[str,
     if len(found) > 1 and len(native) == 1:
         # A real timestamp column beats text that happens to parse as one (a key such as 2011-01-01T00).
         found = native
+    not_ids = {c: p for c, p in found.items() if not (ID_HINT.search(c) and frame[c].is_unique)}
+    if len(found) > 1 and len(not_ids) == 1:
+        # An id that reads as a date (the key the guide suggests) identifies rows; it does not time them.
+        found = not_ids
     if len(found) > 1:
         raise ScaffoldError(
-            f"the sample has several date/time columns {sorted(found)}; say which is the event time with --time"
+            f"the sample has several date/time columns {sorted(found)}; say which is the event time with --time. "
+            "(A real datetime column is preferred to text, and a column unique per row and named like an id "
+            "(*_id, id_*, *_key, uuid) is taken for the entity id, not the event time; that left "
+            f"{sorted(not_ids) or sorted(found)}.)"
         )
     name, parsed = next(iter(found.items()))
     if parsed.isna().any():
         raise ScaffoldError(f"event time {name!r} is null in {int(parsed.isna().sum())} row(s)")
     return name, parsed
+
+
+def _sum_leaks(frame: pd.DataFrame, candidates: list[str], target: str) -> dict[str, str]:
+    """Numeric columns that add up to the target with another (``casual + registered ==
+    cnt``), or give it as a difference, on :data:`SUM_LEAKAGE_SHARE` of the rows where
+    all three are known: each maps to what it makes with its partner."""
+    import itertools
+
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(frame[target]) or pd.api.types.is_bool_dtype(frame[target]):
+        return {}
+    numeric = [c for c in candidates
+               if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    y = frame[target].to_numpy(dtype=float)
+    found: dict[str, str] = {}
+    for a, b in itertools.combinations(numeric, 2):
+        x, z = frame[a].to_numpy(dtype=float), frame[b].to_numpy(dtype=float)
+        known = ~(np.isnan(x) | np.isnan(z) | np.isnan(y))
+        if known.sum() < 10 or min((x[known] == 0).mean(), (z[known] == 0).mean()) >= SUM_LEAKAGE_SHARE:
+            continue  # too few rows, or one side is (almost) all zeros: the other alone is the target
+        for value, text in ((x + z, f"{a} + {b}"), (x - z, f"{a} - {b}"), (z - x, f"{b} - {a}")):
+            share = float(np.isclose(value[known], y[known], rtol=1e-6, atol=1e-9).mean())
+            if share >= SUM_LEAKAGE_SHARE:
+                found.setdefault(a, f"{text} == {target} on {share:.1%} of rows")
+                found.setdefault(b, f"{text} == {target} on {share:.1%} of rows")
+                break
+    return found
 
 
 def _pick_entity(frame: pd.DataFrame, exclude: set[str], entity_id: str | None, days: pd.Series) -> str:
@@ -388,8 +465,9 @@ class _Plan:
     rows_per_day: dict[str, float]
     days: int
     min_rows: int
-    training_min_rows: int
+    volume: VolumePlan
     slice_column: str | None
+    slice_note: str
     excluded: list[str]
     warnings: list[str]
 
@@ -402,8 +480,10 @@ def render(plan: _Plan) -> str:
         f"Scaffolded by `mlops new-model` from {plan.sample} on {dt.date.today().isoformat()}.\n"
         "REVIEW EVERY FIELD before this model goes live: the values below were inferred from the sample.\n"
         f"Ranges are the sample's min/max widened by {HEADROOM:.0%} of their span on each side (never below 0\n"
-        "for a column that was never negative); a batch outside them is rejected, so widen them if the sample\n"
-        "was not representative. Run `mlops check` after every edit."
+        "for a column that was never negative, never above 1 or 100 for one that looks like a 0..1 or 0..100\n"
+        "scale); a batch outside them is rejected, so widen them if the sample was not representative.\n"
+        "Run `mlops check` after every edit. Delete each WARNING below once you have dealt with it: `mlops check`\n"
+        "points out those about columns the spec no longer has."
     )
     if plan.excluded:
         lines += _comment(
@@ -476,19 +556,31 @@ def render(plan: _Plan) -> str:
     add("  volume_max_ratio: 3.0")
     add("  volume_min_ratio: 0.3")
     add("")
+    vol = plan.volume
     add("training:")
     lines += _comment(
-        "Days of validated data per training run; the last days are the validation and holdout sets.", "  "
+        "Days of validated data per training run; the last days are the validation and holdout sets.\n"
+        f"Scaled to the sample's median of {vol.rows_per_day:g} rows a day: validation and holdout hold about "
+        f"{vol.holdout_rows} rows each\n(at least 300 where 2 to 14 days allow), the rest of the window at least "
+        "2000 rows or 56 days.",
+        "  ",
     )
-    add("  window_days: 60")
-    add("  validation_days: 2")
-    add("  holdout_days: 2")
-    add(f"  min_rows: {plan.training_min_rows}")
+    add(f"  window_days: {vol.window_days}")
+    add(f"  validation_days: {vol.validation_days}")
+    add(f"  holdout_days: {vol.holdout_days}")
+    lines += _comment(
+        "Fewest labelled rows to train on: the validation and holdout days on quiet days (80% of the median),\n"
+        "plus a holdout's worth to learn from.",
+        "  ",
+    )
+    add(f"  min_rows: {vol.training_min_rows}")
+    lines += _comment("Validation and holdout rows kept as each version's drift reference.", "  ")
+    add(f"  reference_rows: {vol.reference_rows}")
     if plan.slice_column:
-        lines += _comment(
-            "Per-slice metrics on the holdout for this category (the one with fewest categories).", "  "
-        )
+        lines += _comment(plan.slice_note, "  ")
         add(f"  slice_column: {plan.slice_column}")
+    elif plan.slice_note:
+        lines += _comment(plan.slice_note, "  ")
     add("  xgboost:")
     add("    n_estimators: 300")
     add("    max_depth: 6")
@@ -519,11 +611,23 @@ def render(plan: _Plan) -> str:
     add("drift:")
     add("  drift_share: 0.5")
     add("  include_prediction: true")
+    lines += _comment(
+        "Concept drift (a day's labelled metric against the holdout, see max_metric_drop) needs this many\n"
+        "labelled rows in the day: 30, or what a quiet day of the sample holds when that is less.",
+        "  ",
+    )
+    add(f"  min_labelled_rows: {vol.min_labelled_rows}")
     add("")
     add("retraining:")
     add("  cooldown_days: 7")
-    add("  drift_days_required: 2")
-    add(f"  min_rows: {plan.training_min_rows}")
+    lines += _comment(
+        f"Drift must last drift_days_required days and those days hold min_rows validated rows (about\n"
+        f"{vol.rows_per_day * vol.drift_days_required:g} at the median) before it starts a retraining: "
+        "enough shifted rows to learn from, within a week.",
+        "  ",
+    )
+    add(f"  drift_days_required: {vol.drift_days_required}")
+    add(f"  min_rows: {vol.retraining_min_rows}")
     return "\n".join(lines) + "\n"
 
 
@@ -584,7 +688,7 @@ def plan_spec(
             f"column names must be plain identifiers (letters, digits, underscore); rename {bad_names}"
         )
     frame = frame.drop(columns=list(exclude))
-    event_time, times = _pick_time(frame, target, time)
+    event_time, times = _pick_time(frame, target, time, entity_id)
     days = times.dt.date
     entity = _pick_entity(frame, {target, event_time}, entity_id, days)
     task, target_extra, target_note = _task(frame[target], target)
@@ -592,7 +696,15 @@ def plan_spec(
     columns: list[_Column] = []
     problems: list[str] = []
     warnings: list[str] = []
+    if bool((times == times.dt.normalize()).all()):
+        warnings.append(
+            f"{event_time}, the event time, holds dates only (every value is at midnight): it has no time of day. "
+            "Fine when each row is a whole day; when rows are hours or events, combine the date with the time "
+            "upstream into one timestamp (pd.to_datetime(df['date'] + ' ' + df['hour'])), or a features_function "
+            "that reads the hour from it gets 0 on every row"
+        )
     numeric_target = pd.api.types.is_numeric_dtype(frame[target])
+    sums = _sum_leaks(frame, [str(c) for c in frame.columns if c not in {target, event_time, entity}], target)
     for c in frame.columns:
         if c in {target, event_time, entity}:
             continue
@@ -600,14 +712,21 @@ def plan_spec(
         if col.problem:
             problems.append(f"  - {col.name} {col.problem}")
             continue
+        if c in sums:
+            col.note += f"; LEAKAGE? {sums[c]}"
+            warnings.append(
+                f"{c} is part of the target: {sums[c]} of the sample. It is known only once the label is, so "
+                "drop it (and its partner), or the model learns an answer it cannot have when it scores"
+            )
         if col.type in {"int", "float"} and numeric_target:
             corr = frame[[c, target]].corr().iloc[0, 1]
             if pd.notna(corr) and abs(corr) >= LEAKAGE_CORRELATION:
                 col.note += f"; LEAKAGE? correlation {corr:.2f} with the target"
-                warnings.append(
-                    f"{c} correlates {corr:.2f} with the target {target}: if it is only known after the label "
-                    "(a part of it, say), drop it, or the model learns an answer it cannot have when it scores"
-                )
+                if c not in sums:  # the sum says more
+                        warnings.append(
+                        f"{c} correlates {corr:.2f} with the target {target}: if it is only known after the label "
+                        "(a part of it, say), drop it, or the model learns an answer it cannot have when it scores"
+                    )
         if "ONE VALUE PER DAY" in col.note:
             warnings.append(
                 f"{c} holds one value per day in the sample; each daily batch is checked to hold at least two "
@@ -643,14 +762,8 @@ def plan_spec(
     rows_per_day = {"min": float(counts.min()), "median": float(counts.median()), "max": float(counts.max())}
     p10 = float(counts.quantile(0.1))
     min_rows = max(1, int(p10 * 0.5))
-    training_min_rows = max(10, min(500, int(rows_per_day["median"] * 28)))
-    # A slice must vary inside the holdout days to be compared, so not a one-value-per-day column.
-    cats = [
-        c
-        for c in columns
-        if c.type == "category" and 2 <= len(c.spec["categories"]) <= 12 and "ONE VALUE PER DAY" not in c.note
-    ]
-    slice_column = min(cats, key=lambda c: len(c.spec["categories"])).name if cats else None
+    vol = volume_plan(rows_per_day["median"])
+    slice_column, slice_note = _pick_slice(frame, columns, vol.holdout_rows)
     n_features = len(columns)
     return _Plan(
         name=name,
@@ -671,11 +784,65 @@ def plan_spec(
         rows_per_day=rows_per_day,
         days=int(counts.size),
         min_rows=min_rows,
-        training_min_rows=training_min_rows,
+        volume=vol,
         slice_column=slice_column,
+        slice_note=slice_note,
         excluded=list(exclude),
         warnings=warnings,
     )
+
+
+def _pick_slice(frame: pd.DataFrame, columns: list[_Column], holdout_rows: int) -> tuple[str | None, str]:
+    """The slice column and its comment: the category with fewest values among those that
+    vary within a day (a one-value-per-day column cannot be compared inside the holdout days)
+    and of which at least two values can expect :data:`MIN_SLICE_ROWS` rows in a holdout of
+    ``holdout_rows`` (a metric on fewer rows is noise, and a protected slice refuses it)."""
+    usable: list[tuple[int, int, str, list[str]]] = []
+    for i, c in enumerate(columns):
+        if c.type != "category" or not 2 <= len(c.spec["categories"]) <= 12 or "ONE VALUE PER DAY" in c.note:
+            continue
+        expected = frame[c.name].value_counts(normalize=True) * holdout_rows
+        if int((expected >= MIN_SLICE_ROWS).sum()) >= 2:
+            small = sorted(str(v) for v in expected[expected < MIN_SLICE_ROWS].index)
+            usable.append((len(c.spec["categories"]), i, c.name, small))
+    if not usable:
+        return None, (
+            f"No slice_column: no category varies within a day with two values expecting {MIN_SLICE_ROWS} rows in a "
+            f"holdout of about {holdout_rows} rows." if any(c.type == "category" for c in columns) else ""
+        )
+    _, _, name, small = min(usable)
+    note = (f"Per-slice metrics on the holdout (about {holdout_rows} rows) for this category: of those with two\n"
+            f"values expecting {MIN_SLICE_ROWS} holdout rows or more, the one with fewest values.")
+    if small:
+        note += f"\nExpected under {MIN_SLICE_ROWS} holdout rows, so measured as noise or skipped: {small}."
+    return name, note
+
+
+_WARNING_LINE = re.compile(r"^#\s*WARNING:\s*([A-Za-z_][A-Za-z0-9_.]*)")
+
+
+def stale_warnings(text: str, spec: ModelSpec) -> list[tuple[int, str]]:
+    """``(line number, why)`` of each scaffolder ``# WARNING:`` comment in a spec's text
+    whose problem no longer applies: every such warning starts with the column it is about,
+    so it is stale once the spec has no such column, or once a warning that suggests
+    ``may_be_constant: true`` finds the feature marked so. Warnings about a field
+    (``training.holdout_days: ...``) are left alone: ``mlops check`` judges those anew."""
+    columns = {spec.entity_id, spec.event_time, spec.target.column, *spec.feature_names}
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _WARNING_LINE.match(line)
+        if not match or "." in match.group(1):
+            continue
+        column = match.group(1)
+        if column not in columns:
+            out.append((number, f"the WARNING comment about {column} no longer applies (the spec has no column "
+                                f"{column}): delete it"))
+        elif "mark it may_be_constant: true" in line and column in spec.feature_names and (
+            spec.feature(column).may_be_constant
+        ):
+            out.append((number, f"the WARNING comment about {column} no longer applies ({column} is marked "
+                                "may_be_constant: true): delete it"))
+    return out
 
 
 def suite_json(spec: ModelSpec) -> dict[str, Any]:
@@ -746,6 +913,13 @@ def new_model(
     target_path = folder / f"{name}.yaml"
     # Parse the rendered text with the spec's own schema before anything lands in the specs folder.
     spec = _load_text(text, target_path)
+    # What `mlops check` would say of these thresholds once the lake holds days like the sample's
+    # (a volume so low that even the scaled numbers fall short): say it now.
+    short = volume_warnings(spec, plan.volume.rows_per_day)
+    if short:
+        plan.warnings += [f"{field}: {message}" for field, message in short]
+        text = render(plan)
+        spec = _load_text(text, target_path)
     result = check_sample(spec, frame)
     if not result["success"]:
         from mlops_lifecycle import validation

@@ -401,6 +401,11 @@ class DriftSpec(_Strict):
     max_metric_drop: float | None = Field(
         None, ge=0.0, description="Concept drift: retrain when the labelled metric falls this much below holdout."
     )
+    min_labelled_rows: int = Field(
+        30, ge=1,
+        description="Fewest labelled rows of a day for its concept-drift metric; with fewer only the count is "
+        "reported. A low-volume model needs a value a day can reach.",
+    )
 
 
 class RetrainingSpec(_Strict):

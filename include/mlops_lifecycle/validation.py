@@ -315,6 +315,8 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
             bad = values  # a category column of numbers or dates: every value is of the wrong kind
         else:
             bad = values[pd.to_numeric(values, errors="coerce").isna()]
+            if words := [v for v in bad.unique()[:MAX_EXAMPLES] if isinstance(v, str)]:
+                out["detail"] = f"the column holds text values like {', '.join(map(repr, words))}"
         out["observed_dtype"] = str(frame[column].dtype)
         if len(bad):
             out["examples"] = [_plain(v) for v in bad.unique()[:MAX_EXAMPLES]]

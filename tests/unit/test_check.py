@@ -4,6 +4,8 @@ printed with its file and field, and a non-zero exit."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -168,3 +170,55 @@ def test_the_documented_booster_parameters_are_parameters_xgboost_uses():
 def test_drift_methods_are_evidently_stat_tests_for_the_columns_they_test(tmp_path, changes, ok):
     problems = cli._drift_problems(_checked(tmp_path, **changes))
     assert (problems == []) == ok, problems
+
+
+def test_check_warns_of_thresholds_the_lakes_days_cannot_meet(tmp_path, data_dir, capsys):
+    """24 validated rows a day: the defaults can never retrain on drift nor measure concept drift."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from mlops_lifecycle import lake
+
+    _spec(tmp_path, "hourly.yaml", drift__max_metric_drop=0.1)
+    assert cli.main(["check", "--specs", str(tmp_path)]) == 0
+    assert "warning" not in capsys.readouterr().out  # no validated days yet: nothing to judge by
+
+    for i in range(10):
+        lake.write_parquet(lake.data_file("hourly", "validated", dt.date(2026, 1, 1) + dt.timedelta(days=i)),
+                           pd.DataFrame({"x": range(24)}))
+    assert cli.main(["check", "--specs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    warned = dict(re.findall(r"^warning hourly (\S+): (.*)$", out, re.M))
+    assert set(warned) == {"retraining.min_rows", "drift.min_labelled_rows", "training.holdout_days",
+                           "training.min_rows"}, out
+    assert "2000 can never be met" in warned["retraining.min_rows"] and "median of 24 rows" in warned["retraining.min_rows"]
+    assert "concept drift is never measured" in warned["drift.min_labelled_rows"]
+
+    _spec(tmp_path, "hourly.yaml", drift__max_metric_drop=0.1, drift__min_labelled_rows=19,
+          training__holdout_days=13, training__validation_days=13, training__window_days=110, training__min_rows=748,
+          retraining__drift_days_required=7, retraining__min_rows=134)
+    assert cli.main(["check", "--specs", str(tmp_path)]) == 0
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_write_suites_writes_missing_suites_and_says_when_nothing_changed(tmp_path, data_dir, capsys):
+    _spec(tmp_path, "model_a.yaml")
+    suite = tmp_path / "model_a.suite.json"
+
+    assert cli.main(["check", "--specs", str(tmp_path), "--write-suites"]) == 0
+    assert "; wrote model_a.suite.json" in capsys.readouterr().out and suite.exists()
+    written = suite.stat().st_mtime_ns
+    assert cli.main(["check", "--specs", str(tmp_path), "--write-suites"]) == 0
+    out = capsys.readouterr().out
+    assert "model_a.suite.json unchanged" in out and "rewrote" not in out
+    assert suite.stat().st_mtime_ns == written
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+@pytest.mark.parametrize(("flag", "expected"), [("WRITE_SUITES=1", True), ("WRITE_SUITES=", False), (None, False)])
+def test_make_check_renews_suites_with_write_suites_1(flag, expected):
+    args = ["make", "-s", "-n", "-C", str(ROOT), "check", *([flag] if flag else [])]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if "mlops check" in x)
+    assert line.rstrip().endswith("--write-suites") is expected, line

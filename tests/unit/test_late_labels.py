@@ -139,3 +139,21 @@ def test_training_takes_late_labels_from_the_labels_zone(world, data_dir):
     assert window["labelled_rows"] == window["rows"] and assembled["is_late"].notna().all()
     lake.remove_partition(spec.name, "labels", days[-1])
     assert training.assemble_window(spec, days[-1])["data_version"] != window["data_version"]
+
+
+def test_concept_drift_is_measured_on_as_few_labelled_rows_as_the_spec_allows(world):
+    """A low-volume model (24 labels a day) sets drift.min_labelled_rows below the default 30."""
+    from mlops_lifecycle import monitoring
+
+    spec = world["spec"]
+    version = world["champion"]["version"]
+    preds = pd.read_parquet(lake.data_file(spec.name, "predictions", EVENT_DAY))[[spec.entity_id, "prediction"]]
+    rows = pd.read_parquet(lake.data_file(spec.name, "validated", EVENT_DAY))[[spec.entity_id, spec.target.column]]
+    day = rows.merge(preds, on=spec.entity_id)
+    day = pd.concat([day[day[spec.target.column] == v].head(12) for v in (0, 1)])  # 24 labels, both classes
+
+    assert spec.drift.min_labelled_rows == 30
+    assert monitoring.concept_metrics(spec, day, version) == {"labelled_rows": 24}
+    low = spec.model_copy(update={"drift": spec.drift.model_copy(update={"min_labelled_rows": 20})})
+    concept = monitoring.concept_metrics(low, day, version)
+    assert concept["labelled_rows"] == 24 and concept["metric"] == "roc_auc" and "drop" in concept

@@ -344,3 +344,212 @@ def test_often_constant_columns_may_be_constant_and_rarely_constant_ones_stay_ch
     assert spec.feature("sensor").may_be_constant is False
     stuck = (pd.Timestamp(START) + pd.Timedelta(days=7)).date().isoformat()
     assert any("sensor holds one value only on 1 of 40 days" in w and stuck in w for w in made.warnings)
+
+
+def _hourly(days: int = 40, seed: int = 8) -> pd.DataFrame:
+    """One row an hour (24 a day), like the bike-rental data: a low-volume model."""
+    rng = np.random.default_rng(seed)
+    at = pd.date_range(pd.Timestamp(START), periods=days * 24, freq="h")
+    n = len(at)
+    frame = pd.DataFrame({
+        "hour_id": at.strftime("h%Y%m%d%H"),
+        "rented_at": at,
+        "temp": np.round(rng.normal(15, 8, n), 2),
+        "weather": rng.choice(["clear", "mist", "rain"], n, p=[0.65, 0.3, 0.05]),
+        "station": [f"s{i % 12:02d}" for i in range(n)],  # 12 values: 26 rows each in a 312-row holdout
+    })
+    frame["cnt"] = (50 + 4 * frame["temp"] + rng.normal(0, 10, n)).clip(0).round().astype("int64")
+    return frame
+
+
+def test_low_volume_sample_gets_thresholds_monitoring_can_meet(tmp_path, specs):
+    """24 rows a day: the default 2-day holdout (48 rows) and 500 drifted rows in 2 days never act."""
+    from mlops_lifecycle import volume
+
+    spec = scaffold.new_model("rentals", _write(_hourly(), tmp_path / "h.parquet"), "cnt").spec
+    t, r = spec.training, spec.retraining
+
+    assert 300 <= t.holdout_days * 24 and t.holdout_days <= 14 and t.validation_days == t.holdout_days
+    assert t.window_days >= t.validation_days + t.holdout_days + 56
+    assert t.min_rows <= t.window_days * 24 * 0.8 and t.reference_rows == 24 * (t.holdout_days + t.validation_days)
+    assert r.min_rows <= r.drift_days_required * 24 * 0.8 and r.drift_days_required <= 7
+    assert spec.drift.min_labelled_rows <= 24
+    assert volume.volume_warnings(spec, 24) == []
+    # weather's clear and mist fill 30-row slices of a 312-row holdout; none of station's 12 values does.
+    assert t.slice_column == "weather"
+    assert "['rain']" in (specs / "rentals.yaml").read_text()
+
+
+def test_high_volume_keeps_the_defaults():
+    from mlops_lifecycle import volume
+
+    plan = volume.volume_plan(1000)
+    assert (plan.holdout_days, plan.validation_days, plan.window_days) == (2, 2, 60)
+    assert (plan.drift_days_required, plan.retraining_min_rows, plan.min_labelled_rows) == (2, 500, 30)
+
+
+def test_no_slice_column_when_no_slice_fills_30_holdout_rows(tmp_path, specs):
+    frame = _hourly().drop(columns=["weather"])
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    assert made.spec.training.slice_column is None
+    assert "No slice_column" in made.spec_path.read_text()
+
+
+def test_a_volume_too_low_even_for_scaled_thresholds_is_warned_at_scaffold_time(tmp_path, specs):
+    frame = _hourly(days=60)
+    frame = frame[frame["rented_at"].dt.hour % 6 == 0]  # 4 rows a day
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    assert any(w.startswith("training.holdout_days: a holdout of 14 day(s) holds about 56 rows") for w in made.warnings)
+    assert "# WARNING: training.holdout_days:" in made.spec_path.read_text()
+
+
+def test_columns_that_add_up_to_the_target_are_each_flagged_as_leakage(tmp_path, specs):
+    """casual + registered == cnt: only registered correlates 0.95 with cnt, both are parts of it."""
+    frame = _hourly()
+    rng = np.random.default_rng(1)
+    frame["casual"] = np.minimum(frame["cnt"], rng.integers(0, 8, len(frame)))
+    frame["registered"] = frame["cnt"] - frame["casual"]
+    frame["returns"] = frame["cnt"] + frame["casual"]  # returns - casual == cnt
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    parts = {w.split(" ", 1)[0]: w for w in made.warnings if "is part of the target" in w}
+    assert set(parts) == {"casual", "registered", "returns"}, made.warnings
+    assert "casual + registered == cnt on 100.0% of rows" in parts["registered"]
+    assert "returns - casual == cnt" in parts["returns"]
+    assert "LEAKAGE? casual + registered == cnt" in made.spec_path.read_text()
+    assert not any("temp is part" in w for w in made.warnings)
+
+
+def test_a_0_to_100_or_0_to_1_scale_keeps_its_bound():
+    assert scaffold.widened_range(0, 100, integer=False) == (0.0, 100.0)  # humidity: not 120
+    assert scaffold.widened_range(12, 100, integer=True) == (0.0, 100.0)
+    assert scaffold.widened_range(0.05, 1.0, integer=False) == (0.0, 1.0)  # a share
+    assert scaffold.widened_range(0, 1, integer=True) == (0.0, 1.0)  # a 0/1 flag
+    assert scaffold.widened_range(0, 90, integer=True) == (0.0, 108.0)  # not seen reaching 100: widened
+    assert scaffold.widened_range(-1, 100, integer=True)[1] > 100  # not a 0..100 scale
+
+
+def test_a_date_only_event_time_is_warned_about_in_the_spec(tmp_path, specs):
+    frame = _hourly()
+    frame["rented_at"] = frame["rented_at"].dt.normalize()
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    assert any(w.startswith("rented_at, the event time, holds dates only") for w in made.warnings)
+    assert "# WARNING: rented_at, the event time, holds dates only (every value is at midnight)" in (
+        made.spec_path.read_text())
+    timed = scaffold.new_model("rentals_timed", _write(_hourly(), tmp_path / "t.parquet"), "cnt")
+    assert not any("holds dates only" in w for w in timed.warnings)
+
+
+def test_an_id_that_reads_as_a_date_is_not_taken_for_the_event_time(tmp_path, specs):
+    """The guide's key 2011-01-01T00 beside the timestamp, both text in a CSV."""
+    frame = _hourly().drop(columns=["hour_id"])
+    frame["rental_hour_id"] = frame["rented_at"].dt.strftime("%Y-%m-%dT%H")
+    frame["rented_at"] = frame["rented_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    spec = scaffold.new_model("rentals", _write(frame, tmp_path / "h.csv"), "cnt").spec
+    assert spec.event_time == "rented_at" and spec.entity_id == "rental_hour_id"
+    # Two timestamps that are no ids: still the user's choice, and the message says the rule.
+    frame["returned_at"] = frame["rented_at"]
+    with pytest.raises(scaffold.ScaffoldError, match=r"several date/time columns.*named like an id") as err:
+        scaffold.new_model("rentals_two", _write(frame, tmp_path / "two.csv"), "cnt")
+    assert "['rented_at', 'returned_at']" in str(err.value) and "--time" in str(err.value)
+
+
+def _history_model(tmp_path: Path, days: list[dt.date], rows: int = 300):
+    """A scaffolded model (300 rows a day: a 2-day holdout and validation) with its daily files landed."""
+    from mlops_lifecycle import ingestion
+
+    history = pd.concat([retail_demand.generate_day(d, rows=rows) for d in days], ignore_index=True)
+    source = _write(history, tmp_path / "history.parquet")
+    spec = scaffold.new_model("shop_demand", source, "units_sold_next_day").spec
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    scaffold.split_by_day(source, "snapshot_at", template)
+    return spec, template
+
+
+def _ingest_history(days: list[dt.date], capsys) -> tuple[int, str]:
+    code = cli.main(["ingest-history", "shop_demand", "--from-date", str(days[0]), "--to-date", str(days[-1])])
+    return code, capsys.readouterr().out
+
+
+def test_ingest_history_says_the_next_step_for_what_it_found(tmp_path, specs, capsys):
+    from mlops_lifecycle import registry
+
+    days = [START + dt.timedelta(days=i) for i in range(6)]
+    spec, template = _history_model(tmp_path, days)
+    assert (spec.training.holdout_days, spec.training.validation_days) == (2, 2)
+
+    code, out = _ingest_history(days[:3], capsys)  # 3 of the 5 days a first training needs
+    assert code == 0 and "Next: the first training needs 5 validated days" in out and "holds 3" in out
+    assert "; ;" not in out
+
+    code, out = _ingest_history(days, capsys)
+    assert code == 0 and "Next: trigger shop_demand__retrain" in out and '"reason": "first training"' in out
+
+    # A champion exists (registered by hand here: the registry is real, the training is not needed).
+    c = registry.client()
+    c.create_registered_model(spec.model_name)
+    version = c.create_model_version(spec.model_name, source=str(tmp_path / "model"))
+    c.set_registered_model_alias(spec.model_name, registry.CHAMPION, version.version)
+    code, out = _ingest_history(days, capsys)
+    assert code == 0 and '"reason": "first training"' not in out
+    assert f"Next: v{version.version} is already champion" in out and "airflow backfill create" in out
+
+    later = [days[-1] + dt.timedelta(days=i) for i in range(1, 3)]  # no files landed for these
+    code, out = _ingest_history(later, capsys)
+    assert code == 1 and "Next: no day was validated" in out and '"first training"' not in out
+
+
+def test_check_points_out_warning_comments_whose_problem_was_fixed(tmp_path, specs, capsys):
+    frame = _hourly()
+    frame["weekday"] = frame["rented_at"].dt.day_name()  # one value per day
+    frame["wind"] = np.round(np.random.default_rng(2).gamma(2, 3, len(frame)), 1)
+    frame.loc[frame["rented_at"].dt.date == START, "wind"] = 0.0  # stuck on 1 of 40 days
+    made = scaffold.new_model("rentals", _write(frame, tmp_path / "h.parquet"), "cnt")
+    text = made.spec_path.read_text()
+    assert "# WARNING: weekday holds one value per day" in text and "# WARNING: wind holds one value only" in text
+    assert "Delete each WARNING below once you have dealt with it" in text
+    assert cli.main(["check"]) == 0
+    assert "no longer applies" not in capsys.readouterr().out
+
+    # The user drops weekday (derived from the event time instead) and marks wind may_be_constant.
+    fixed = re.sub(r"  # [^\n]*\n  - name: weekday\n(    [^\n]*\n)+", "", text)
+    fixed = fixed.replace("  - name: wind\n    type: float\n", "  - name: wind\n    type: float\n    may_be_constant: true\n")
+    assert "name: weekday" not in fixed and "may_be_constant: true\n    min" in fixed
+    made.spec_path.write_text(fixed)
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    lines = fixed.splitlines()
+    stale = dict(re.findall(r"^warning rentals rentals\.yaml line (\d+): (.*)$", out, re.M))
+    assert len(stale) == 2, out
+    for number, why in stale.items():
+        assert lines[int(number) - 1].startswith(("# WARNING: weekday", "# WARNING: wind"))
+        assert why.endswith("no longer applies (the spec has no column weekday): delete it") or "wind is marked" in why
+
+
+def test_text_like_n_a_in_a_csv_number_column_is_reported_as_text_not_as_nulls(tmp_path, specs):
+    """pandas reads 'n/a' as missing: the day was rejected as 'never null, e.g. [nan]'."""
+    from mlops_lifecycle import ingestion, validation
+
+    days = [START + dt.timedelta(days=i) for i in range(3)]
+    history = pd.concat([retail_demand.generate_day(d, rows=200) for d in days], ignore_index=True)
+    source = _write(history, tmp_path / "history.csv")
+    spec = scaffold.new_model("shop_demand", source, "units_sold_next_day").spec
+    assert not spec.feature("units_sold_7d_avg").nullable
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    day = history[history["snapshot_at"].dt.date == days[1]].copy()
+    day["units_sold_7d_avg"] = day["units_sold_7d_avg"].astype(object)
+    day.iloc[[3, 7], day.columns.get_loc("units_sold_7d_avg")] = "n/a"
+    target = Path(template.format(ds=days[1].isoformat()))
+    target.parent.mkdir(parents=True)
+    _write(day, target)
+
+    ingestion.ingest(spec, days[1])
+    with pytest.raises(validation.ValidationFailed) as err:
+        validation.validate_partition(spec, days[1], docs=False)
+    assert "units_sold_7d_avg has type float" in str(err.value)
+    assert "the column holds text values like 'n/a'" in str(err.value) and "never null" not in str(err.value)
+
+    # The same text in the sample: the scaffolder says so instead of inferring a nullable column.
+    history.loc[[3, 7], "units_sold_7d_avg"] = "n/a"
+    with pytest.raises(scaffold.ScaffoldError, match=r"units_sold_7d_avg is a number column that holds text values "
+                                                     r"like \['n/a'\] in 2 row\(s\)"):
+        scaffold.new_model("shop_demand_na", _write(history, tmp_path / "na.csv"), "units_sold_next_day")
