@@ -389,10 +389,11 @@ def _decode_csv(source: FileSourceSpec, path: str, data: bytes, where: str) -> s
         ) from exc
 
 
-# Only an empty field is a null. pandas also reads 'n/a', 'NA', 'null', 'None' and a dozen
-# more words as missing, which made text in a number column pass as nulls (reported as
-# 'never null', or let through on a nullable feature) where a Parquet file of the same
-# rows is rejected for its text; and a category 'NA' (Namibia) became a null.
+# Only an empty field is a null unless the spec lists more (source.null_values). pandas
+# also reads 'n/a', 'NA', 'null', 'None' and a dozen more words as missing, which made
+# text in a number column pass as nulls (reported as 'never null', or let through on a
+# nullable feature) where a Parquet file of the same rows is rejected for its text; and a
+# category 'NA' (Namibia) became a null.
 CSV_NULLS = {"keep_default_na": False, "na_values": [""]}
 
 
@@ -417,7 +418,7 @@ def _read_csv(spec: ModelSpec, source: FileSourceSpec, path: str, data: bytes, w
                 examples=[header[:160]],
             )
     try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter, **CSV_NULLS)
+        return pd.read_csv(io.StringIO(text), sep=delimiter, keep_default_na=False, na_values=list(source.null_values))
     except pd.errors.EmptyDataError as exc:
         raise SourceUnreadable(f"{path} holds no CSV header and no rows ({len(data)} bytes of blank text)",
                                check="source_not_empty", description="the source file has a header and rows",

@@ -188,6 +188,11 @@ class FileSourceSpec(_SourceBase):
     # encoding is rejected with a message saying what was found, not silently re-read.
     delimiter: str = Field(",", min_length=1, max_length=1, description="CSV field separator.")
     encoding: str = Field("utf-8", description="CSV text encoding (a Python codec name).")
+    null_values: list[str] = Field(
+        default_factory=lambda: [""],
+        description="CSV field values that mean missing. Default: only an empty field. A feed that writes "
+        "NULL or NA for missing lists them here; any other text in a number column is rejected.",
+    )
 
     @field_validator("encoding")
     @classmethod

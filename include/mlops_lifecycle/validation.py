@@ -316,7 +316,8 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
         else:
             bad = values[pd.to_numeric(values, errors="coerce").isna()]
             if words := [v for v in bad.unique()[:MAX_EXAMPLES] if isinstance(v, str)]:
-                out["detail"] = f"the column holds text values like {', '.join(map(repr, words))}"
+                out["detail"] = (f"the column holds text values like {', '.join(map(repr, words))} (if the feed "
+                                 "means missing by one of them, list it in source.null_values)")
         out["observed_dtype"] = str(frame[column].dtype)
         if len(bad):
             out["examples"] = [_plain(v) for v in bad.unique()[:MAX_EXAMPLES]]

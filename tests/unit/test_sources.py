@@ -85,6 +85,28 @@ def test_a_local_file_lands_in_the_raw_zone(data_dir, fmt):
     assert pd.api.types.is_datetime64_any_dtype(raw[spec.event_time])
 
 
+@pytest.mark.parametrize("declared", [None, ["", "NULL"]])
+def test_csv_words_for_missing_are_nulls_only_when_the_spec_says_so(data_dir, declared):
+    from mlops_lifecycle import validation
+
+    source = {"path": "{data_dir}/landing/{ds}.csv", **({"null_values": declared} if declared else {})}
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["features"] = [{**f, "nullable": True, "max_null_fraction": 0.5} if f["name"] == "traffic_index" else f
+                        for f in data["features"]]
+    spec = _spec(source, features=data["features"], validation={**data["validation"], "min_rows": 10})
+    frame = _day().astype({"traffic_index": object})
+    frame.loc[[2, 5], "traffic_index"] = "NULL"
+    lake.write_bytes(Path(ingestion.source_path(spec, DAY)), _csv(frame))
+    ingestion.ingest(spec, DAY)
+    if declared:
+        assert _raw(spec)["traffic_index"].isna().sum() == 2
+        assert validation.validate_partition(spec, DAY, docs=False)["rows"] == len(frame)
+    else:
+        with pytest.raises(validation.ValidationFailed) as err:
+            validation.validate_partition(spec, DAY, docs=False)
+        assert "text values like 'NULL'" in str(err.value) and "source.null_values" in str(err.value)
+
+
 def test_a_file_url_is_read_through_fsspec(data_dir):
     spec = _spec({"kind": "file", "path": "file://{data_dir}/landing/{ds_nodash}.csv"})
     frame = _day()
