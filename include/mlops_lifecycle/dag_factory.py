@@ -169,7 +169,8 @@ def build_daily(spec: ModelSpec) -> DAG:
             first = context["ti"].get_first_reschedule_date(context)
             waited = (dt.datetime.now(dt.UTC) - first).total_seconds() if first else 0.0
             try:
-                found = ingestion.wait_for_source(get_spec(name), _ds(context), waited_seconds=waited)
+                found = ingestion.wait_for_source(get_spec(name), _ds(context), waited_seconds=waited,
+                                                  run_id=context["run_id"])
             except ingestion.SourceMissing as exc:
                 raise AirflowSensorTimeout(str(exc)) from exc
             return PokeReturnValue(is_done=found is not None, xcom_value=found)
@@ -181,7 +182,7 @@ def build_daily(spec: ModelSpec) -> DAG:
             from mlops_lifecycle import ingestion
 
             try:
-                return ingestion.ingest(get_spec(name), _ds(context))
+                return ingestion.ingest(get_spec(name), _ds(context), staged=(arrived or {}).get("staged"))
             except ingestion.SourceUnreadable as exc:
                 # Quarantined with its error; retrying the same bytes cannot help.
                 raise AirflowFailException(str(exc)) from exc

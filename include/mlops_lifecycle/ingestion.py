@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -126,21 +127,39 @@ def describe_source(spec: ModelSpec, ds: str | dt.date, source: SourceSpec | Non
 # ---- files: local paths, fsspec URLs, globs --------------------------------------------
 
 
+# The package that gives fsspec (and so pandas and pyarrow) each common URL scheme.
+FSSPEC_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "abfs": "adlfs", "abfss": "adlfs",
+                   "az": "adlfs", "hdfs": "pyarrow's HDFS support", "sftp": "paramiko", "http": "aiohttp",
+                   "https": "aiohttp"}
+AIRFLOW_STORAGE_PROVIDERS = {"s3": "apache-airflow-providers-amazon[s3fs]", "gs": "apache-airflow-providers-google",
+                             "gcs": "apache-airflow-providers-google", "abfs": "apache-airflow-providers-microsoft-azure",
+                             "az": "apache-airflow-providers-microsoft-azure"}
+
+
 def _filesystem(source: FileSourceSpec, location: str) -> tuple[Any, str]:
     """The fsspec filesystem of a path or URL, and the path inside it.
 
     With ``conn_id`` the filesystem comes from Airflow's object storage, which takes its
     credentials from that connection (the provider of the scheme must be installed).
     """
-    if source.conn_id:
-        from airflow.sdk.io.fs import get_fs
+    scheme = location.split("://", 1)[0] if "://" in location else "file"
+    try:
+        if source.conn_id:
+            from airflow.sdk.io.fs import get_fs
 
-        scheme = location.split("://", 1)[0] if "://" in location else "file"
-        fs = get_fs(scheme, source.conn_id)
-        return fs, type(fs)._strip_protocol(location)
-    import fsspec
+            fs = get_fs(scheme, source.conn_id)
+            return fs, type(fs)._strip_protocol(location)
+        import fsspec
 
-    return fsspec.core.url_to_fs(location)
+        return fsspec.core.url_to_fs(location)
+    except (ImportError, ValueError) as exc:
+        # fsspec and Airflow's object storage name a missing package or scheme tersely;
+        # say which package serves the scheme, and where it has to be installed.
+        package = FSSPEC_PACKAGES.get(scheme, f"the fsspec implementation of {scheme!r}")
+        via = (f"Airflow's object storage for connection {source.conn_id!r} needs the provider of {scheme!r} "
+               f"(e.g. {AIRFLOW_STORAGE_PROVIDERS.get(scheme, 'its Airflow provider')})" if source.conn_id
+               else f"fsspec needs {package}")
+        raise SourceFailed(f"cannot open {location}: {via}; install it in every Airflow image/venv ({exc})") from exc
 
 
 def _is_local(fs: Any) -> bool:
@@ -270,11 +289,22 @@ def _nothing_there(spec: ModelSpec, source: SourceSpec, ds: str | dt.date) -> st
     return f"{source.callable} returned no rows"
 
 
-def wait_for_source(spec: ModelSpec, ds: str | dt.date, *, waited_seconds: float) -> dict[str, Any] | None:
+def _staged_fetch(spec: ModelSpec, ds: str | dt.date, run_id: str) -> Path:
+    return lake.staging_dir(spec.name, "raw", ds, run_id) / "fetched.parquet"
+
+
+def wait_for_source(spec: ModelSpec, ds: str | dt.date, *, waited_seconds: float,
+                    run_id: str | None = None) -> dict[str, Any] | None:
     """One look for the day's batch, as a sensor pokes.
+
+    For a query or a callable the look *is* the fetch: with ``run_id``, the rows found
+    are staged for that run (``staged`` in the result) and :func:`ingest` lands them
+    without asking the source again, so a query runs once per day, not twice, and a
+    callable that is not safe to call twice is not.
 
     Args:
         waited_seconds: how long the wait has lasted so far (0 on the first look).
+        run_id: the Airflow run the look belongs to (names its staging folder).
 
     Returns:
         What :func:`look_for_source` found, plus ``waited_seconds``, once the batch is
@@ -286,7 +316,17 @@ def wait_for_source(spec: ModelSpec, ds: str | dt.date, *, waited_seconds: float
             0, on the first look); the message names the source and how long it waited.
         SourceFailed: the query or the callable failed (not a missing batch).
     """
-    found = look_for_source(spec, ds)
+    if spec.source.kind != "file" and run_id is not None:
+        try:
+            frame, lineage = read_frame(spec, ds)
+        except SourceMissing:
+            found = None
+        else:
+            staged = lake.write_parquet(_staged_fetch(spec, ds, run_id), frame)
+            lake.write_json(staged.with_suffix(".json"), lineage)
+            found = {"source": lineage["source"], "rows": len(frame), "staged": str(staged)}
+    else:
+        found = look_for_source(spec, ds)
     if found is not None:
         return {**found, "waited_seconds": round(waited_seconds, 1)}
     missing = _nothing_there(spec, spec.source, ds)
@@ -552,8 +592,11 @@ def _quarantine_unreadable(spec: ModelSpec, ds: str | dt.date, exc: SourceUnread
         return record(copy)
 
 
-def ingest(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
+def ingest(spec: ModelSpec, ds: str | dt.date, *, staged: str | None = None) -> dict[str, Any]:
     """Stage function: land the day's batch in ``raw/``. Returns rows, path and source lineage.
+
+    ``staged``: the rows :func:`wait_for_source` already fetched for this run from a query
+    or a callable; they are landed as fetched (the staging copy is removed afterwards).
 
     A day that already has a validated batch keeps it in ``raw/``: the new delivery
     waits in :func:`mlops_lifecycle.lake.redelivery_file` for validation to accept or
@@ -569,8 +612,20 @@ def ingest(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
             zone is left as it was.
         SourceFailed: the query or the callable failed.
     """
+    staged_path = Path(staged) if staged else None
+    if staged_path is not None:
+        # Only a fetch this module staged for this model and day: never a path from elsewhere.
+        day_staging = _staged_fetch(spec, ds, "x").parent.parent.resolve()
+        if day_staging not in staged_path.resolve().parents:
+            raise ValueError(f"{spec.name}: staged batch {staged} is not in {day_staging}")
     try:
-        frame, lineage = read_frame(spec, ds)
+        if staged_path is not None and staged_path.exists():
+            import pandas as pd
+
+            frame = pd.read_parquet(staged_path, engine="pyarrow")
+            lineage = {**lake.read_json(staged_path.with_suffix(".json")), "fetched_by": "wait_for_batch"}
+        else:
+            frame, lineage = read_frame(spec, ds)
     except SourceUnreadable as exc:
         failure = _quarantine_unreadable(spec, ds, exc)
         raise SourceUnreadable(str(failure), check=exc.check, description=exc.description,
@@ -595,5 +650,7 @@ def ingest(spec: ModelSpec, ds: str | dt.date) -> dict[str, Any]:
         "raw_path": str(target),
         "redelivery": target == redelivery,
     }
+    if staged_path is not None:
+        shutil.rmtree(staged_path.parent, ignore_errors=True)
     log.info("ingested %s rows of %s for %s from %s", summary["rows"], spec.name, summary["ds"], summary["source"])
     return summary

@@ -127,6 +127,21 @@ def test_a_file_url_with_a_conn_id_opens_through_airflow_object_storage(data_dir
     assert ingestion.ingest(spec, DAY)["rows"] == len(frame)
 
 
+@pytest.mark.parametrize("conn_id", [None, "aws_feeds"])
+def test_an_object_store_url_without_its_package_names_what_to_install(data_dir, conn_id):
+    import importlib.util
+
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed here")
+    spec = _spec({"kind": "file", "path": "s3://feeds/orders/{ds}/part-*.parquet",
+                  **({"conn_id": conn_id} if conn_id else {})})
+    with pytest.raises(ingestion.SourceFailed) as err:
+        ingestion.wait_for_source(spec, DAY, waited_seconds=0)
+    message = str(err.value)
+    assert f"s3://feeds/orders/{DAY}/part-*.parquet" in message
+    assert ("apache-airflow-providers-amazon" if conn_id else "s3fs") in message
+
+
 def test_a_memory_url_is_read_like_any_object_store(data_dir, memory_root):
     fs, root = memory_root
     spec = _spec({"kind": "file", "path": f"memory://{root}/{{model}}/{{ds}}.parquet"})
@@ -258,6 +273,25 @@ def test_a_python_callable_is_called_with_the_date_and_the_spec(data_dir, source
     assert found["rows"] == summary["rows"] == len(_day(rows=40))
     assert summary["source_kind"] == "python" and len(summary["source_sha256"]) == 64
     assert len(_raw(spec)) == summary["rows"]
+
+
+def test_the_sensor_fetches_a_callable_once_and_ingest_lands_those_rows(data_dir, source_module):
+    import importlib
+
+    spec = _spec({"kind": "python", "callable": f"{source_module}:daily"})
+    calls = importlib.import_module(source_module).CALLS
+    before = len(calls)
+
+    found = ingestion.wait_for_source(spec, DAY, waited_seconds=0, run_id="scheduled__2026-03-01")
+    summary = ingestion.ingest(spec, DAY, staged=found["staged"])
+
+    assert len(calls) == before + 1, "the source was asked twice for one day"
+    assert summary["rows"] == found["rows"] and summary["fetched_by"] == "wait_for_batch"
+    direct = _day(rows=40)
+    assert list(_raw(spec)[spec.entity_id]) == list(direct[spec.entity_id])
+    assert not Path(found["staged"]).exists(), "the staging copy is removed once landed"
+    with pytest.raises(ValueError, match="is not in"):
+        ingestion.ingest(spec, DAY, staged=str(data_dir / "elsewhere.parquet"))
 
 
 def test_a_callable_returning_none_means_not_there_yet(data_dir, source_module):
