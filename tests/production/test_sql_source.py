@@ -169,3 +169,36 @@ def test_an_unusable_service_skips_saying_why_unless_required(monkeypatch, requi
     reason = str(outcome.value)
     assert (f"database {missing!r}" in reason) if port_open(PG_HOST, PG_PORT) else ("not reachable" in reason)
     assert (f"{REQUIRE_VAR}=1" in reason) == required
+
+
+def test_the_daily_dag_reads_a_sql_source_once_and_validates_that_day(table, connection, tmp_path, monkeypatch,
+                                                                       airflow_db):
+    """The real daily DAG (``DAG.test``) on the SQL source: the sensor's look is the fetch,
+    ingest lands exactly those rows, Great Expectations validates them, and with no
+    champion yet the run asks for the first training."""
+    from mlops_lifecycle import dag_factory, replay
+    from mlops_lifecycle.spec import load_spec
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    monkeypatch.setenv("MLOPS_SPECS_DIR", str(specs))
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    spec_file = _sql_spec(tmp_path, _day_query(table["name"]))
+    (specs / "late_delivery.yaml").write_text(yaml.safe_dump(spec_file.model_dump(mode="json")))
+    spec = load_spec(specs / "late_delivery.yaml")
+    dags = replay.load_dags(spec)
+    replay.clear_runs(spec)
+
+    dr = dags[dag_factory.dag_id(spec.name, "daily")].test(logical_date=dt.datetime.combine(DAY1, dt.time(),
+                                                                                            tzinfo=dt.UTC))
+    states = {ti.task_id: str(ti.state).replace("TaskInstanceState.", "") for ti in dr.get_task_instances()}
+    for task_id in ("wait_for_batch", "ingest", "validate", "compute_features", "trigger_first_training"):
+        assert states[task_id] == "success", states
+    ingested = dr.get_task_instance("ingest").xcom_pull(task_ids="ingest")
+    assert ingested["source_kind"] == "sql" and ingested["fetched_by"] == "wait_for_batch"
+    assert ingested["rows"] == len(table["days"][DAY1])
+    raw = pd.read_parquet(lake.data_file(spec.name, "raw", DAY1))
+    assert set(raw[spec.entity_id]) == set(table["days"][DAY1][spec.entity_id])
+    assert not (lake.root() / spec.name / "staging" / "raw" / f"ds={DAY1}").exists() or not any(
+        (lake.root() / spec.name / "staging" / "raw" / f"ds={DAY1}").iterdir()), "the sensor's fetch was left behind"
