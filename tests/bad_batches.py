@@ -157,15 +157,25 @@ KINDS: list[BadBatch] = [
 ]
 
 
-def write_small_spec(specs_dir: Path, **overrides: Any) -> Path:
-    """The e2e tests' small-data spec of the example (``tests/e2e/e2e_specs.py``)."""
+def _e2e_specs() -> Any:
+    """``tests/e2e/e2e_specs.py``, loaded by path (the unit tests do not have tests/e2e on sys.path)."""
     import importlib.util
 
     path = Path(__file__).parent / "e2e" / "e2e_specs.py"
     loader = importlib.util.spec_from_file_location("_e2e_specs_for_bad_batches", path)
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
-    return module.write_small_spec(specs_dir, **overrides)
+    return module
+
+
+def write_small_spec(specs_dir: Path, **overrides: Any) -> Path:
+    """The e2e tests' small-data spec of the example (``tests/e2e/e2e_specs.py``)."""
+    return _e2e_specs().write_small_spec(specs_dir, **overrides)
+
+
+def isolated_stores(base: Path) -> Any:
+    """The package's stores under ``base`` for the block (``e2e_specs.isolated_stores``)."""
+    return _e2e_specs().isolated_stores(base)
 
 
 def kind(name: str) -> BadBatch:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,3 +36,14 @@ def write_small_spec(specs_dir: Path, **overrides) -> Path:
     path = specs_dir / "late_delivery.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+@contextlib.contextmanager
+def isolated_stores(base: Path) -> Iterator[pytest.MonkeyPatch]:
+    """Point the package at stores of its own under ``base`` (``data/`` with the default
+    SQLite MLflow store in it, ``specs/``) until the block ends; yields the monkeypatch."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
+        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield mp

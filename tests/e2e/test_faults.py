@@ -37,6 +37,7 @@ from bad_batches import (
     deliver,
     downstream_of,
     fingerprint,
+    isolated_stores,
     kind,
     registry_state,
     write_small_spec,
@@ -55,10 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def world(tmp_path_factory, airflow_db):
     """History validated, a champion, its predictions for the last history day; the model's DAGs."""
     base = tmp_path_factory.mktemp("faults")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with isolated_stores(base):
         write_small_spec(base / "specs", **SPEC)
         from mlops_lifecycle import replay
         from mlops_lifecycle.spec import get_spec

@@ -15,7 +15,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from e2e_specs import write_small_spec
+from e2e_specs import isolated_stores, write_small_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +27,7 @@ DAYS = [START + dt.timedelta(days=i) for i in range(3)]
 @pytest.fixture(scope="module")
 def played(tmp_path_factory, airflow_db):
     base = tmp_path_factory.mktemp("late-labels-e2e")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with isolated_stores(base):
         write_small_spec(
             base / "specs",
             labels={"source": {"path": "{data_dir}/labels/{ds}.csv"}, "delay_days": 1},

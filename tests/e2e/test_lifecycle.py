@@ -14,7 +14,7 @@ import json
 
 import pandas as pd
 import pytest
-from e2e_specs import write_small_spec
+from e2e_specs import isolated_stores, write_small_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +34,7 @@ def scenario(tmp_path_factory, airflow_db):
     """Play seven days: history seeded, day 1 trains v1, day 2 corrupted, shift from day 3,
     retraining on day 5, days 6-7 in the cooldown."""
     base = tmp_path_factory.mktemp("lifecycle")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with isolated_stores(base):
         write_small_spec(base / "specs", retraining={"drift_days_required": DRIFT_DAYS})
 
         from mlops_lifecycle import dag_factory, ingestion, lake, replay

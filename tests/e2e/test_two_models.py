@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from e2e_specs import ROOT, write_small_spec
+from e2e_specs import ROOT, isolated_stores, write_small_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -58,10 +58,7 @@ def write_small_retail_spec(specs_dir):
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory, airflow_db):
     base = tmp_path_factory.mktemp("two_models")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with isolated_stores(base):
         write_small_spec(base / "specs")
         write_small_retail_spec(base / "specs")
 

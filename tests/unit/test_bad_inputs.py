@@ -30,6 +30,7 @@ from bad_batches import (
     deliver,
     downstream_of,
     fingerprint,
+    isolated_stores,
     kind,
     volume_spike,
     write_small_spec,
@@ -54,10 +55,7 @@ REQUIRED = {  # the kinds issue 5 names, by the corpus entry that covers each
 def trained_lake(tmp_path_factory):
     """A lake with validated history, a champion and earlier predictions."""
     base = tmp_path_factory.mktemp("bad-inputs")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with isolated_stores(base):
         # A loaded shared machine must not fail the champion's latency test.
         write_small_spec(base / "specs", training={"max_latency_ms_per_1k_rows": 10_000})
         from mlops_lifecycle.spec import get_spec

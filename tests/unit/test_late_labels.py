@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from bad_batches import build_lake_with_champion, write_small_spec
+from bad_batches import build_lake_with_champion, isolated_stores, write_small_spec
 
 from mlops_lifecycle import lake
 
@@ -28,10 +28,7 @@ ARRIVAL = EVENT_DAY + dt.timedelta(days=DELAY)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("late-labels")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with isolated_stores(base):
         write_small_spec(
             base / "specs",
             training={"max_latency_ms_per_1k_rows": 10_000},

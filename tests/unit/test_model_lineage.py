@@ -14,7 +14,7 @@ import datetime as dt
 import json
 
 import pytest
-from bad_batches import build_lake_with_champion, write_small_spec
+from bad_batches import build_lake_with_champion, isolated_stores, write_small_spec
 
 from mlops_lifecycle import config, features, lake, registry, scoring, training
 from mlops_lifecycle.spec import ModelSpec
@@ -26,10 +26,7 @@ HISTORY = [START - dt.timedelta(days=i) for i in range(8, 0, -1)]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("lineage")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with isolated_stores(base):
         write_small_spec(base / "specs", training={"max_latency_ms_per_1k_rows": 10_000})
         from mlops_lifecycle.spec import get_spec
 
