@@ -504,6 +504,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 Where to look next
   Airflow UI      make airflow      -> http://localhost:8080 (login printed at start-up; DAGs {s.name}__daily, __retrain, __rollback, __approve)
   MLflow UI       make mlflow-ui    -> http://localhost:5000 (experiment '{s.name}', registered model '{s.model_name}', aliases champion / previous_champion)
+  Reports in UI   make airflow      -> http://localhost:8080/mlops/ (every model's days, drift reports, Data Docs; links on the tasks)
   Drift reports   {model_dir / 'reports' / 'drift'}/ds=YYYY-MM-DD/report.html  (e.g. {drift_reports[-1] if drift_reports else '-'})
   Validation      {model_dir / 'reports' / 'validation'}/ds=YYYY-MM-DD/result.json; quarantined batches in {model_dir / 'quarantine'}
   Data Docs       {lake.data_docs_dir() / s.name / 'index.html'}  (Great Expectations: suites and every validation)
