@@ -54,8 +54,9 @@ def mlflow_artifact_root() -> str | None:
     return (data_dir() / "mlflow" / "artifacts").as_uri()
 
 
-def _git_commit() -> str | None:
-    """The commit HEAD points at, read from ``.git`` directly (no git binary needed)."""
+def git_commit() -> str | None:
+    """The commit HEAD points at (None outside a git checkout), read from ``.git``
+    directly (no git binary needed); see :func:`code_version`."""
     head = PROJECT_ROOT / ".git" / "HEAD"
     try:
         ref = head.read_text().strip()
@@ -121,11 +122,6 @@ def _uncommitted_changes() -> bool | None:
     return bool(out.strip())
 
 
-def git_commit() -> str | None:
-    """The git commit of the code (None outside a git checkout); see :func:`code_version`."""
-    return _git_commit()
-
-
 def code_version() -> str:
     """The version of the code that runs.
 
@@ -137,7 +133,7 @@ def code_version() -> str:
     explicit = os.environ.get("MLOPS_CODE_VERSION")
     if explicit:
         return explicit
-    commit = _git_commit()
+    commit = git_commit()
     if commit is None:
         return "unknown"
     return f"{commit}+dirty" if _uncommitted_changes() else commit

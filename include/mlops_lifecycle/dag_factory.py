@@ -182,7 +182,7 @@ def build_daily(spec: ModelSpec) -> DAG:
             from mlops_lifecycle import ingestion
 
             try:
-                return ingestion.ingest(get_spec(name), _ds(context), staged=(arrived or {}).get("staged"))
+                return ingestion.ingest(get_spec(name), _ds(context), run_id=context["run_id"])
             except ingestion.SourceUnreadable as exc:
                 # Quarantined with its error; retrying the same bytes cannot help.
                 raise AirflowFailException(str(exc)) from exc

@@ -298,9 +298,9 @@ def wait_for_source(spec: ModelSpec, ds: str | dt.date, *, waited_seconds: float
     """One look for the day's batch, as a sensor pokes.
 
     For a query or a callable the look *is* the fetch: with ``run_id``, the rows found
-    are staged for that run (``staged`` in the result) and :func:`ingest` lands them
-    without asking the source again, so a query runs once per day, not twice, and a
-    callable that is not safe to call twice is not.
+    are staged for that run and :func:`ingest` of the same run lands them without asking
+    the source again, so a query runs once per day, not twice, and a callable that is
+    not safe to call twice is not.
 
     Args:
         waited_seconds: how long the wait has lasted so far (0 on the first look).
@@ -324,7 +324,7 @@ def wait_for_source(spec: ModelSpec, ds: str | dt.date, *, waited_seconds: float
         else:
             staged = lake.write_parquet(_staged_fetch(spec, ds, run_id), frame)
             lake.write_json(staged.with_suffix(".json"), lineage)
-            found = {"source": lineage["source"], "rows": len(frame), "staged": str(staged)}
+            found = {"source": lineage["source"], "rows": len(frame), "staged": True}
     else:
         found = look_for_source(spec, ds)
     if found is not None:
@@ -592,11 +592,11 @@ def _quarantine_unreadable(spec: ModelSpec, ds: str | dt.date, exc: SourceUnread
         return record(copy)
 
 
-def ingest(spec: ModelSpec, ds: str | dt.date, *, staged: str | None = None) -> dict[str, Any]:
+def ingest(spec: ModelSpec, ds: str | dt.date, *, run_id: str | None = None) -> dict[str, Any]:
     """Stage function: land the day's batch in ``raw/``. Returns rows, path and source lineage.
 
-    ``staged``: the rows :func:`wait_for_source` already fetched for this run from a query
-    or a callable; they are landed as fetched (the staging copy is removed afterwards).
+    ``run_id``: when :func:`wait_for_source` of this run already fetched the rows of a
+    query or a callable, they are landed as fetched (and their staging copy removed).
 
     A day that already has a validated batch keeps it in ``raw/``: the new delivery
     waits in :func:`mlops_lifecycle.lake.redelivery_file` for validation to accept or
@@ -612,12 +612,7 @@ def ingest(spec: ModelSpec, ds: str | dt.date, *, staged: str | None = None) -> 
             zone is left as it was.
         SourceFailed: the query or the callable failed.
     """
-    staged_path = Path(staged) if staged else None
-    if staged_path is not None:
-        # Only a fetch this module staged for this model and day: never a path from elsewhere.
-        day_staging = _staged_fetch(spec, ds, "x").parent.parent.resolve()
-        if day_staging not in staged_path.resolve().parents:
-            raise ValueError(f"{spec.name}: staged batch {staged} is not in {day_staging}")
+    staged_path = _staged_fetch(spec, ds, run_id) if run_id is not None and spec.source.kind != "file" else None
     try:
         if staged_path is not None and staged_path.exists():
             import pandas as pd

@@ -119,9 +119,13 @@ def data_file(model: str, zone: str, ds: str | dt.date) -> Path:
 def report_dir(model: str, kind: str, ds: str | dt.date) -> Path:
     """Folder of one day's report of a kind (``validation``, ``drift`` or ``concept``),
     restored first like :func:`partition_dir`."""
+    return _present(_reports(model, kind) / f"ds={as_date(ds).isoformat()}")
+
+
+def _reports(model: str, kind: str) -> Path:
     if kind not in {"validation", "drift", "concept"}:
         raise LakeError(f"unknown report kind {kind!r}")
-    return _present(_model_dir(model) / "reports" / kind / f"ds={as_date(ds).isoformat()}")
+    return _model_dir(model) / "reports" / kind
 
 
 def training_dir(model: str, end_ds: str | dt.date) -> Path:
@@ -186,6 +190,21 @@ def partitions(model: str, zone: str) -> list[dt.date]:
     for child in base.iterdir():
         if child.name.startswith("ds=") and (child / data_file(model, zone, child.name[3:]).name).exists():
             out.append(as_date(child.name[3:]))
+    return sorted(out)
+
+
+def report_days(model: str, kind: str) -> list[dt.date]:
+    """Dates that have a report folder of a kind (see :func:`report_dir`), oldest first."""
+    base = _reports(model, kind)
+    if not base.is_dir():
+        return []
+    out = []
+    for child in base.iterdir():
+        if child.is_dir() and child.name.startswith("ds="):
+            try:
+                out.append(as_date(child.name[3:]))
+            except LakeError:
+                continue
     return sorted(out)
 
 

@@ -241,7 +241,8 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
         return _alert_drift(spec, decision, check)
     if streak:
         # The challenger learns the new regime from the drifted days: wait until they hold enough rows.
-        rows = sum(_validated_rows(spec, d) for d in streak_days)
+        rows = sum(lake.parquet_rows(path) for d in streak_days
+                   if (path := lake.data_file(spec.name, "validated", d)).exists())
         if rows < policy.min_rows:
             decision = {"retrain": False, "reason": f"drift on {need} day(s) holds {rows} validated rows; "
                         f"retraining.min_rows is {policy.min_rows}", **evidence}
@@ -266,14 +267,6 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
     request["already_requested"] = path.exists()
     lake.write_json(path, request)
     return _alert_drift(spec, request, check)
-
-
-def _validated_rows(spec: ModelSpec, day: dt.date) -> int:
-    """Rows of a day's validated partition (0 when there is none), from the Parquet footer."""
-    import pyarrow.parquet as pq
-
-    path = lake.data_file(spec.name, "validated", day)
-    return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
 
 
 def _alert_drift(spec: ModelSpec, decision: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:

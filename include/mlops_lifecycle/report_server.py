@@ -57,7 +57,6 @@ URL_PREFIX = "/mlops"
 # (kind, file name) pairs the app serves from ``reports/<kind>/ds=<day>/``; nothing else.
 REPORT_FILES = {("drift", "report.html"), ("drift", "summary.json"), ("validation", "result.json")}
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_PARTITION = re.compile(r"ds=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 
 EVIDENTLY_CSP = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads"
 DATA_DOCS_CSP = "connect-src 'none'; form-action 'none'; base-uri 'none'; object-src 'none'"
@@ -174,21 +173,6 @@ def models() -> list[str]:
     return sorted(names)
 
 
-def _report_days(model: str, kind: str) -> list[dt.date]:
-    base = lake.root() / model / "reports" / kind
-    if not base.is_dir():
-        return []
-    days = []
-    for child in base.iterdir():
-        match = _PARTITION.fullmatch(child.name)
-        if match:
-            try:
-                days.append(dt.date.fromisoformat(match.group(1)))
-            except ValueError:
-                continue
-    return days
-
-
 def _read_json(model: str, kind: str, day: dt.date, name: str) -> dict[str, Any] | None:
     """A report's JSON, ``None`` when missing, ``{"unreadable": True}`` when not JSON."""
     try:
@@ -210,7 +194,7 @@ def day_rows(model: str) -> list[dict[str, Any]]:
     """
     model = checked_model(model)
     rows = []
-    for day in sorted(set(_report_days(model, "validation")) | set(_report_days(model, "drift")), reverse=True):
+    for day in sorted(set(lake.report_days(model, "validation")) | set(lake.report_days(model, "drift")), reverse=True):
         result = _read_json(model, "validation", day, "result.json")
         summary = _read_json(model, "drift", day, "summary.json")
         validation = None if result is None else {

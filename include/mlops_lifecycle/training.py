@@ -412,10 +412,8 @@ def _matrix_for_version(spec: ModelSpec, mv: Any, frame: Any, matrix: Any) -> An
         return matrix
     import mlflow.artifacts
 
-    from mlops_lifecycle.spec import ModelSpec as _ModelSpec
-
     try:
-        own = _ModelSpec.model_validate(mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/spec/spec.json"))
+        own = ModelSpec.model_validate(mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/spec/spec.json"))
         rebuilt = features.build_matrix(own, frame)
     except Exception as exc:  # any failure here means the comparison cannot be fair
         raise PromotionBlocked(

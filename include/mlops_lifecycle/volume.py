@@ -149,7 +149,5 @@ def volume_warnings(spec: ModelSpec, rows_per_day: float) -> list[tuple[str, str
 def observed_rows_per_day(spec: ModelSpec) -> list[int]:
     """Rows of each validated partition of the model in the lake, oldest first, from the
     Parquet footers (no data is read). Empty when the lake holds none."""
-    import pyarrow.parquet as pq
-
-    return [pq.ParquetFile(lake.data_file(spec.name, "validated", day)).metadata.num_rows
+    return [lake.parquet_rows(lake.data_file(spec.name, "validated", day))
             for day in lake.partitions(spec.name, "validated")]

@@ -252,4 +252,7 @@ def test_worse_challenger_is_not_promoted(scenario, tmp_path):
         newest = registry.versions(spec)[-1]
         assert newest.tags["status"] == "rejected"
         assert "does not beat champion" in newest.tags["rejection_reason"]
+        # Who acted, as Airflow's run says it: the user who triggered it beside the conf's requester.
+        by = newest.tags["rejected_by"]
+        assert by.startswith("airflow:late_delivery__retrain/") and "user=" in by and "requested_by=pytest" in by
         assert registry.champion(spec).version == champion_before

@@ -283,15 +283,18 @@ def test_the_sensor_fetches_a_callable_once_and_ingest_lands_those_rows(data_dir
     before = len(calls)
 
     found = ingestion.wait_for_source(spec, DAY, waited_seconds=0, run_id="scheduled__2026-03-01")
-    summary = ingestion.ingest(spec, DAY, staged=found["staged"])
+    assert found["staged"] is True and len(calls) == before + 1
+    summary = ingestion.ingest(spec, DAY, run_id="scheduled__2026-03-01")
 
     assert len(calls) == before + 1, "the source was asked twice for one day"
     assert summary["rows"] == found["rows"] and summary["fetched_by"] == "wait_for_batch"
     direct = _day(rows=40)
     assert list(_raw(spec)[spec.entity_id]) == list(direct[spec.entity_id])
-    assert not Path(found["staged"]).exists(), "the staging copy is removed once landed"
-    with pytest.raises(ValueError, match="is not in"):
-        ingestion.ingest(spec, DAY, staged=str(data_dir / "elsewhere.parquet"))
+    staging = lake.staging_dir(spec.name, "raw", DAY, "scheduled__2026-03-01")
+    assert not staging.exists(), "the staging copy is removed once landed"
+    # Another run has fetched nothing of its own: it asks the source.
+    ingestion.ingest(spec, DAY, run_id="manual__other")
+    assert len(calls) == before + 2
 
 
 def test_a_callable_returning_none_means_not_there_yet(data_dir, source_module):
