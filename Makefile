@@ -74,8 +74,10 @@ mlflow-ui: $(STAMP)  ## Start the MLflow UI (http://localhost:5000) on the demo'
 bench: $(STAMP)  ## Run the benchmark suite (prints one JSON line per figure)
 	$(BIN)/python -m bench.run
 
-new-model: $(STAMP)  ## Scaffold a spec: make new-model NAME=x SAMPLE=file.csv TARGET=col [TIME=col]
-	$(BIN)/mlops new-model --name "$(NAME)" --sample "$(SAMPLE)" --target "$(TARGET)" $(if $(TIME),--time "$(TIME)")
+comma := ,
+new-model: $(STAMP)  ## Scaffold a spec: make new-model NAME=x SAMPLE=file.csv TARGET=col [TIME=col] [EXCLUDE=a,b]
+	$(BIN)/mlops new-model --name "$(NAME)" --sample "$(SAMPLE)" --target "$(TARGET)" $(if $(TIME),--time "$(TIME)") \
+	  $(foreach column,$(subst $(comma), ,$(EXCLUDE)),--exclude "$(column)")
 
 env:  ## Print this project's environment for a shell: eval "$$(make -s env)", then airflow/mlops work as here
 	@for v in AIRFLOW_HOME MLOPS_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 KINDS: dict[str, str] = {
     "failure": "error",
     "quarantine": "error",
+    "validation_warning": "warning",  # a day scored although some warning checks failed
     "drift": "warning",
     "promotion": "info",
     "approval_needed": "warning",

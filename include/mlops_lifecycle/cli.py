@@ -216,7 +216,9 @@ def cmd_new_model(args: argparse.Namespace) -> int:
     s = made.spec
     _say(f"wrote {made.spec_path}\n      {made.suite_path} (the expectation suite it implies, for review)")
     _say(f"  {s.target.task} of {s.target.column!r}; entity id {s.entity_id!r}; event time {s.event_time!r}; "
-         f"{len(s.features)} features; the sample passed all {made.sample_check['evaluated']} checks")
+         f"{len(s.features)} features; the sample passed all {made.sample_check['evaluated']} checks, and so did "
+         f"its {len(made.sample_check['checked_days'])} hardest of {made.sample_check['days']} days as daily batches "
+         f"({', '.join(sorted(set(made.sample_check['checked_days'].values()))[:4])})")
     for w in made.warnings:
         _say(f"  WARNING: {w}")
     _say(f"""
@@ -389,7 +391,8 @@ def _demo_line(s, dags, day, logfile) -> tuple[dict, str]:
 
 
 TABLE_HEADER = f"{'day':<11} {'rows':>5}  {'validation':<19} {'drift':>6}  {'scored by':<9}  retraining"
-TABLE_LEGEND = "(drift: share of drifted feature columns; * = the day counts as drifted under the spec's drift.drift_share)"
+TABLE_LEGEND = ("(drift: share of drifted feature columns; * = the day counts as drifted under the spec's drift.drift_share;\n"
+                " passed, N warnings: scored, although N warning checks failed: see the day's validation result and alert)")
 
 
 def cmd_run_days(args: argparse.Namespace) -> int:

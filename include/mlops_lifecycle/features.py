@@ -7,7 +7,20 @@ trained.
 Built-in encoding (no ``features_function`` in the spec): numeric and bool columns
 become float32 (missing values stay NaN, which XGBoost handles); each category becomes
 one 0/1 column per category declared in the spec, in the spec's order, so the matrix
-layout never depends on which categories a batch happens to hold.
+layout never depends on which categories a batch happens to hold. With ``max_levels``
+(what the scaffolder writes) only the first ``max_levels`` categories (listed most
+frequent first) get a column of their own, and every other non-null value, a rare listed
+level or one never seen, sets one ``<name>__other`` column: the unknown level. Training
+learns it from the rare levels, so a new level that validation tolerates
+(``max_unknown_fraction``) is scored like them, in training and serving alike.
+
+Why a frequency-capped one-hot and not XGBoost's native categorical support: every stage
+moves float32 matrices (training, scoring's ``inplace_predict``, the MLflow signature, the
+drift reference), which a capped one-hot keeps as they are, while native categories would
+need a categorical dtype or ``feature_types`` threaded through each of them and would send
+an unseen level down the *missing* branch, mixing "new" with "null". A level too rare to
+learn from gains nothing from a column of its own, and the cap bounds the width at any
+cardinality.
 
 Custom features: a spec may name ``features_function: package.module:function``. The
 function is called as ``function(frame, spec)`` with the validated rows (the target
@@ -49,10 +62,22 @@ def default_feature_columns(spec: ModelSpec) -> list[str]:
     cols: list[str] = []
     for f in spec.features:
         if f.type == "category":
-            cols.extend(f"{f.name}__{c}" for c in f.categories or [])
+            cols.extend(f"{f.name}__{c}" for c in _encoded_levels(f))
+            if f.max_levels is not None:
+                cols.append(f"{f.name}__{OTHER_LEVEL}")
         else:
             cols.append(f.name)
     return cols
+
+
+# The column of a capped category that every other non-null value sets: rare and unseen levels.
+OTHER_LEVEL = "other"
+
+
+def _encoded_levels(f: Any) -> list[str]:
+    """The categories with a 0/1 column of their own (all of them without ``max_levels``)."""
+    levels = list(f.categories or [])
+    return levels if f.max_levels is None else levels[: f.max_levels]
 
 
 def _require_columns(spec: ModelSpec, frame: pd.DataFrame) -> None:
@@ -76,8 +101,13 @@ def default_matrix(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
         values = frame[f.name]
         if f.type == "category":
             codes = values.to_numpy(dtype=object)
-            for category in f.categories or []:
+            levels = _encoded_levels(f)
+            for category in levels:
                 out[:, col] = codes == category
+                col += 1
+            if f.max_levels is not None:
+                # The unknown level: present, and none of the encoded levels (null stays all zeros).
+                out[:, col] = values.notna().to_numpy() & ~values.isin(levels).to_numpy()
                 col += 1
         else:
             out[:, col] = values.to_numpy(dtype=np.float32, na_value=np.nan)

@@ -153,6 +153,9 @@ def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:
         v = lake.read_json(vpath)
         row["rows"] = v.get("rows")
         row["validation"] = "passed" if v.get("success") else f"FAILED ({v.get('failed')} checks)"
+        if v.get("success") and v.get("warned"):
+            row["validation"] = f"passed, {v['warned']} warning{'s' if v['warned'] > 1 else ''}"
+        row["warnings"] = [c.get("check") for c in v.get("warnings") or []]
     dpath = lake.report_dir(spec.name, "drift", day) / "summary.json"
     row["drifted"] = False
     if dpath.exists():

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_lifecycle import config, lake
 from mlops_lifecycle.promotion import MIN_SLICE_ROWS
 from mlops_lifecycle.spec import IDENTIFIER, ModelSpec, SpecError, load_spec, spec_paths
-from mlops_lifecycle.volume import VolumePlan, volume_plan, volume_warnings
+from mlops_lifecycle.volume import RowBounds, VolumePlan, row_bounds, volume_plan, volume_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,14 +45,42 @@ if TYPE_CHECKING:
 # a column that was never negative): a sample rarely holds the true extremes, and a range
 # that is too tight rejects good days. The spec says so in a comment.
 HEADROOM = 0.2
-# A text column with more distinct values than this is free text or a key, not a category.
+# A text column is free text or a key, not a category, when it is unique-ish (this share of its
+# values distinct), or named like a key and holding more than MAX_CATEGORIES values. Any other
+# repeating text is a category, whatever its number of levels (issue 12: a 94-level column).
+UNIQUE_SHARE = 0.5
 MAX_CATEGORIES = 50
+# Categories: a level holding at least this share of the sample's rows gets a 0/1 column of its
+# own, at most MAX_ENCODED_LEVELS of them; rarer levels and any level never seen share one
+# "<name>__other" column (features.py). The spec lists at most MAX_LISTED_CATEGORIES levels.
+LEVEL_MIN_SHARE = 0.002
+MAX_ENCODED_LEVELS = 40
+MAX_LISTED_CATEGORIES = 1000
+# Share of a day's rows that may hold a level never seen: they warn and are scored as unknown;
+# more is a changed feed (codes renamed, another source) and blocks. A two-month sample of a
+# 94-level column met a new level on most later days, each in about 0.1 % of rows.
+UNKNOWN_SHARE = 0.05
+# Impossible values block, so the blocking limits are semantic (a count is never negative, a
+# share stays within 0..1, a clock within 0..2359) or, for a number with no known scale, this
+# many times the largest magnitude seen: beyond it is a unit or encoding error, not a season.
+FAR = 10.0
+# Nulls: more than the worst day of the sample (with a margin) warns; blocking waits for this
+# share at least, or three times the worst day: a join that leaves a few more rows empty is a
+# warning, an empty column a broken feed.
+NULL_BLOCK_FLOOR = 0.25
+CLOCK_HINT = re.compile(r"(time|hhmm|clock|dep|arr|sched)", re.IGNORECASE)
+HOUR_HINT = re.compile(r"(^hr$|^hrs?_|_hr$|hour)", re.IGNORECASE)
+WEEKDAY_HINT = re.compile(r"(weekday|week_day|day_?of_?week|^dow$|_dow$|^dow_|wday)", re.IGNORECASE)
+MONTH_HINT = re.compile(r"(^month$|_month$|^month_|^mnth$|^mon$|month_of_year)", re.IGNORECASE)
+SHARE_HINT = re.compile(r"(share|ratio|rate|frac|prob|pct|percent|proportion)", re.IGNORECASE)
+PERCENT_HINT = re.compile(r"(pct|percent|humid|^hum$|cloud)", re.IGNORECASE)
 # A numeric feature this correlated with the target is probably part of it (leakage).
 LEAKAGE_CORRELATION = 0.95
 # Two numeric features whose sum (or difference) is the target on this share of rows are its parts.
 SUM_LEAKAGE_SHARE = 0.99
 # A column constant on at least this share of the sample's days may be constant on a day
-# (may_be_constant); rarer constant days look like broken feeds and stay rejected.
+# (may_be_constant); rarer constant days look like broken feeds: checked, and warned about
+# (validation.on_constant_column: warn), so no day of the sample is rejected for it.
 MAY_BE_CONSTANT_SHARE = 0.05
 ID_HINT = re.compile(r"(^id$|_id$|^id_|uuid|_key$|^key$|_no$|_number$)", re.IGNORECASE)
 DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})")
@@ -163,6 +191,80 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
+def semantic_domain(name: str, values: pd.Series) -> tuple[float, float, str] | None:
+    """The true limits of a column whose meaning the name and values give away, or None:
+    a clock time HHMM (0..2359), an hour (0..23), a day of the week (0..6 or 1..7, as
+    observed), a month (1..12), a share (0..1) or a percentage (0..100). A value outside
+    them is impossible, whatever season the sample came from."""
+    import numpy as np
+
+    v = values.to_numpy(dtype=float)
+    lo, hi = float(v.min()), float(v.max())
+    whole = bool(np.all(np.mod(v, 1) == 0))
+    if whole and lo >= 0 and 100 <= hi <= 2400 and bool(np.all((np.mod(v, 100) < 60) | (v == 2400))) and (
+        CLOCK_HINT.search(name) or values.nunique() >= 30
+    ):
+        return 0.0, 2400.0 if hi == 2400 else 2359.0, "a clock time HHMM"
+    if whole and HOUR_HINT.search(name) and lo >= 0 and hi <= 24:
+        return 0.0, 24.0 if hi == 24 else 23.0, "an hour of the day"
+    if whole and WEEKDAY_HINT.search(name) and lo >= 0 and hi <= 7:
+        low, high = (0.0, 6.0) if lo == 0 and hi <= 6 else (1.0, 7.0) if lo >= 1 and hi == 7 else (0.0, 7.0)
+        return low, high, "a day of the week"
+    if whole and MONTH_HINT.search(name) and lo >= 1 and hi <= 12:
+        return 1.0, 12.0, "a month"
+    if lo >= 0 and hi <= 1 and (hi == 1 or (lo <= 0.05 and hi >= 0.95) or SHARE_HINT.search(name)):
+        return 0.0, 1.0, "a 0..1 scale (a share, a probability, a flag)"
+    if lo >= 0 and 1 < hi <= 100 and (hi == 100 or PERCENT_HINT.search(name)):
+        return 0.0, 100.0, "a 0..100 scale (a percentage)"
+    return None
+
+
+def _nice(value: float, up: bool) -> float:
+    """``value`` rounded outwards to two significant digits (a limit, not a measurement)."""
+    if value == 0 or not math.isfinite(value):
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(abs(value))) - 1)
+    return float((math.ceil if up else math.floor)(value / step) * step)
+
+
+def number_bands(name: str, values: pd.Series, *, integer: bool) -> tuple[dict[str, Any], str]:
+    """The spec entries of a number column's two bands, and the comment that explains them.
+
+    ``min``/``max`` are the impossible limits (a value beyond blocks the day): the column's
+    :func:`semantic_domain`, else 0 below for a count or a column measured from zero (whole
+    numbers never negative, or a float whose smallest value is exactly 0), and
+    :data:`FAR` times the largest magnitude seen elsewhere. ``plausible_min``/``max`` are the
+    sample widened by :data:`HEADROOM` (:func:`widened_range`), inside those limits: a value
+    beyond warns and the day is scored, so a summer the winter sample did not hold costs no day.
+    """
+    lo, hi = float(values.min()), float(values.max())
+    observed = f"observed {_number(round(lo, 6))}..{_number(round(hi, 6))}"
+    domain = semantic_domain(name, values)
+    if domain is not None and domain[2] in {"a clock time HHMM", "an hour of the day", "a day of the week", "a month"}:
+        low, high, what = domain
+        # The whole domain is plausible: a time of day the sample did not hold is no surprise.
+        return {"min": _number(low), "max": _number(high)}, f"{observed}; {what}: outside {_number(low)}..{_number(high)} is impossible (blocks)"
+    p_low, p_high = widened_range(lo, hi, integer=integer)
+    if domain is not None:
+        low, high, what = domain
+        p_low, p_high = max(p_low, low), min(p_high, high)
+        why = f"{what}: outside {_number(low)}..{_number(high)} is impossible (blocks)"
+    else:
+        mag = max(abs(lo), abs(hi), hi - lo) or 1.0
+        from_zero = lo >= 0 and (integer or lo == 0)
+        low = 0.0 if from_zero else _nice(min(lo, 0.0) - FAR * mag, up=False)
+        high = _nice(FAR * mag, up=True)
+        if integer:
+            low, high = float(math.floor(low)), float(math.ceil(high))
+        p_low, p_high = max(p_low, low), min(p_high, high)
+        below = "never negative (blocks below 0)" if from_zero else f"blocks below {_number(low)}"
+        why = f"{below}, and above {_number(high)} ({FAR:g}x the largest magnitude seen: a unit or encoding error)"
+    entries = {"min": _number(low), "max": _number(high), "plausible_min": _number(p_low), "plausible_max": _number(p_high)}
+    note = (f"{observed}; plausible {_number(p_low)}..{_number(p_high)} (the sample widened by {HEADROOM:.0%} of its "
+            f"span: outside warns, the day is scored); {why}")
+    return entries, note
+
+
 @dataclass
 class _Column:
     name: str
@@ -170,6 +272,11 @@ class _Column:
     note: str
     spec: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
+    constant_value: Any = None  # the one value of a column constant in the whole sample
+
+
+def _plain_value(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
 
 
 def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
@@ -188,26 +295,28 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
     notes: list[str] = []
     if values.empty:
         return _Column(name, None, "", problem="is empty (every value is null)")
-    if nulls > 0:
-        # Nulls were seen: allow a little more than the sample showed.
+    if nulls > 0 or not pd.api.types.is_bool_dtype(series):
+        # Null shares from the history of days, with tolerance: beyond the worst day (and a
+        # margin) warns; only far beyond it blocks. A feature never null in the sample gets
+        # the same room (a join that leaves some rows empty): XGBoost scores a missing value.
+        warn = min(1.0, math.ceil((nulls * 1.2 + 0.01) * 100) / 100) if nulls > 0 else 0.0
+        block = min(1.0, max(NULL_BLOCK_FLOOR, math.ceil((3 * nulls + 0.1) * 100) / 100))
         out["nullable"] = True
-        out["max_null_fraction"] = min(1.0, math.ceil((nulls * 1.2 + 0.01) * 100) / 100)
-        notes.append(
-            f"up to {nulls:.1%} null in a day of the sample"
-            if days is not None
-            else f"{nulls:.1%} null in the sample"
-        )
+        out["max_null_fraction"] = block
+        out["warn_null_fraction"] = warn
+        seen = (f"up to {nulls:.1%} null in a day of the sample" if days is not None
+                else f"{nulls:.1%} null in the sample") if nulls > 0 else "never null in the sample"
+        notes.append(f"{seen}: {'any null' if warn == 0 else f'more than {warn:.0%}'} warns, more than "
+                     f"{block:.0%} blocks" if block < 1 else f"{seen}: more than {warn:.0%} warns")
     distinct = values.nunique()
     if pd.api.types.is_bool_dtype(series):
         kind = "bool"
     elif pd.api.types.is_integer_dtype(series) or pd.api.types.is_float_dtype(series):
         kind = "int" if pd.api.types.is_integer_dtype(series) else "float"
-        lo, hi = float(values.min()), float(values.max())
-        low, high = widened_range(lo, hi, integer=kind == "int")
-        out["min"], out["max"] = _number(low), _number(high)
-        notes.append(f"observed {_number(round(lo, 6))}..{_number(round(hi, 6))}")
-        if (top := natural_bound(lo, hi)) is not None:
-            notes.append(f"max kept at {_number(top)}: the range looks like a 0..{_number(top)} scale")
+        if distinct >= 2:
+            entries, note = number_bands(name, values, integer=kind == "int")
+            out.update(entries)
+            notes.insert(0, note)
     elif _parse_times(series) is not None:
         return _Column(
             name,
@@ -234,28 +343,39 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
             )
         if not all(isinstance(v, str) for v in values.head(1000)):
             return _Column(name, None, "", problem="mixes text with other values")
-        if distinct > MAX_CATEGORIES:
+        unique_ish = distinct > 10 and distinct >= UNIQUE_SHARE * len(values)
+        if unique_ish or (ID_HINT.search(name) and distinct > MAX_CATEGORIES):
+            why = (f"{distinct / len(values):.0%} of its values are distinct" if unique_ish
+                   else f"it is named like a key and has more than {MAX_CATEGORIES} values")
             return _Column(
                 name,
                 None,
                 "",
-                problem=f"is text with {distinct} distinct values (more than {MAX_CATEGORIES}): free text or a key, "
-                "not a category",
+                problem=f"is text with {distinct} distinct values in {len(values)} rows ({why}): free text or a key "
+                "identifies rows rather than grouping them, so it is not a category",
             )
         kind = "category"
-        out["categories"] = sorted(str(v) for v in values.unique())
-        notes.append(f"{distinct} categories seen")
+        out.update(_category_entries(values, days))
+        notes.append(out.pop("_note"))
     else:
         return _Column(
             name, None, "", problem=f"has dtype {series.dtype}, which is not a number, text or bool"
         )
     if distinct < 2:
-        return _Column(
-            name,
-            None,
-            "",
-            problem=f"holds one value only ({values.iloc[0]!r}); validation rejects a constant column",
-        )
+        # One value in the whole sample (a season, a year, a flag not yet used): nothing to learn
+        # yet, but the daily files hold the column and will vary later (summer follows a winter
+        # sample). Kept, never checked for constancy, and any other value warns, never blocks.
+        only = values.iloc[0]
+        out["may_be_constant"] = True
+        if kind == "category":
+            out["max_unknown_fraction"] = 1.0
+        elif kind in {"int", "float"}:
+            entries, note = number_bands(name, values, integer=kind == "int")
+            out.update(entries)
+            notes.insert(0, note)
+        out = {"name": name, "type": kind, **{k: v for k, v in out.items() if k != "name"}}
+        return _Column(name, kind, "; ".join([*notes, "ONE VALUE IN THE SAMPLE"]), out,
+                       constant_value=_plain_value(only))
     out = {"name": name, "type": kind, **{k: v for k, v in out.items() if k != "name"}}
     column = _Column(name, kind, "; ".join(notes), out)
     if days is not None:
@@ -265,6 +385,9 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
         constant = int((per_day <= 1).sum())
         if len(per_day) and constant == len(per_day):
             column.note += "; ONE VALUE PER DAY"
+            # Constant within every day (a calendar column, weather joined by date): a daily batch
+            # holds one value of it by design, so the "not constant" check would reject every day.
+            column.spec["may_be_constant"] = True
         elif constant:
             column.note += f"; one value only on {constant} of {len(per_day)} days"
             if constant >= MAY_BE_CONSTANT_SHARE * len(per_day):
@@ -277,6 +400,38 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
                 stuck = [str(d)[:10] for d in per_day[per_day <= 1].index[:5]]
                 column.note += f" ({', '.join(stuck)}{', ...' if constant > 5 else ''})"
     return column
+
+
+def _category_entries(values: pd.Series, days: pd.Series | None) -> dict[str, Any]:
+    """``categories``, ``max_levels`` and ``max_unknown_fraction`` of a text column (and a
+    ``_note``): every level, most frequent first when some are too rare for a column of
+    their own (they and unseen levels share the unknown level), else alphabetical."""
+    counts = values.astype(str).value_counts()
+    order = sorted(counts.index, key=lambda v: (-int(counts[v]), v))
+    own = [v for v in order if counts[v] >= LEVEL_MIN_SHARE * len(values)][:MAX_ENCODED_LEVELS] or order[:1]
+    listed = order[:MAX_LISTED_CATEGORIES]
+    unknown = UNKNOWN_SHARE
+    tail = ""
+    if len(listed) < len(order):
+        # Levels beyond the listed ones read as unknown: allow the worst day's share of them too.
+        rest = ~values.astype(str).isin(listed)
+        worst = float(rest.groupby(days.loc[values.index]).mean().max()) if days is not None else float(rest.mean())
+        unknown = min(1.0, math.ceil((UNKNOWN_SHARE + worst * 1.2) * 100) / 100)
+        tail = f"; {len(order) - len(listed)} rarest not listed (up to {worst:.1%} of a day's rows)"
+    capped = len(own) < len(listed)
+    entries: dict[str, Any] = {
+        "categories": listed if capped else sorted(listed),
+        "max_levels": len(own),
+        "max_unknown_fraction": unknown,
+    }
+    entries["_note"] = (
+        f"{len(order)} categories seen{tail}; "
+        + (f"the {len(own)} holding at least {LEVEL_MIN_SHARE:.1%} of rows (most frequent first) get a column each, "
+           f"the other {len(listed) - len(own)} and any level never seen share the unknown level"
+           if capped else "each gets a column; a level never seen goes to the unknown level")
+        + f"; up to {unknown:.0%} of a day's rows in unseen levels warns, more blocks"
+    )
+    return entries
 
 
 def _pick_time(
@@ -429,10 +584,9 @@ def _task(series: pd.Series, target: str) -> tuple[str, dict[str, Any], str]:
             f"target {target!r} is text with {len(distinct)} values: multi-class models are not supported; use a "
             "number (regression) or 0/1 (binary classification)"
         )
-    lo, hi = float(values.min()), float(values.max())
-    low, high = widened_range(lo, hi, integer=pd.api.types.is_integer_dtype(series))
-    note = f"{len(distinct)} distinct values, observed {_number(round(lo, 6))}..{_number(round(hi, 6))}: regression{nulls}"
-    return "regression", {"min": _number(low), "max": _number(high)}, note
+    entries, bands = number_bands(target, values, integer=pd.api.types.is_integer_dtype(series))
+    note = f"{len(distinct)} distinct values: regression{nulls}; {bands}"
+    return "regression", entries, note
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -465,6 +619,7 @@ class _Plan:
     rows_per_day: dict[str, float]
     days: int
     min_rows: int
+    row_bounds: RowBounds
     volume: VolumePlan
     slice_column: str | None
     slice_note: str
@@ -479,9 +634,13 @@ def render(plan: _Plan) -> str:
     lines += _comment(
         f"Scaffolded by `mlops new-model` from {plan.sample} on {dt.date.today().isoformat()}.\n"
         "REVIEW EVERY FIELD before this model goes live: the values below were inferred from the sample.\n"
-        f"Ranges are the sample's min/max widened by {HEADROOM:.0%} of their span on each side (never below 0\n"
-        "for a column that was never negative, never above 1 or 100 for one that looks like a 0..1 or 0..100\n"
-        "scale); a batch outside them is rejected, so widen them if the sample was not representative.\n"
+        "Every check blocks (the day is quarantined) or warns (an alert, the day is scored). Number columns\n"
+        "have two bands: plausible_min/plausible_max, the sample widened by "
+        f"{HEADROOM:.0%} of its span on each side (a value\n"
+        "beyond warns: a season the sample did not hold), and min/max, the impossible limits (a value beyond\n"
+        "blocks): a clock, an hour, a weekday, a month, a share or a percentage by its true limits, a count\n"
+        f"never below 0, other numbers {FAR:g}x the largest magnitude seen. Nulls and unseen categories warn\n"
+        "within a tolerated share and block beyond it.\n"
         "Run `mlops check` after every edit. Delete each WARNING below once you have dealt with it: `mlops check`\n"
         "points out those about columns the spec no longer has."
     )
@@ -544,17 +703,31 @@ def render(plan: _Plan) -> str:
     add("# features_function: my_package.features:build_features")
     add("")
     per_day = plan.rows_per_day
+    rb = plan.row_bounds
     if per_day:
+        seen = ("" if rb.lowest_ratio is None else
+                f"\nA day held {rb.lowest_ratio:.2f}..{rb.highest_ratio:.2f} x the median of the 7 days before it; ")
         lines += _comment(
             f"Rows per day in the sample ({plan.days} days): min {per_day['min']:g}, median {per_day['median']:g}, "
-            f"max {per_day['max']:g}.\nmin_rows is half the 10th percentile; a day's volume must also stay within "
-            "volume_min_ratio..volume_max_ratio of the median of recent days."
+            f"max {per_day['max']:g}.\nmin_rows is half the 10th percentile, never above the smallest day; a day's "
+            "volume must also stay within\nvolume_min_ratio..volume_max_ratio of the median of recent days "
+            f"(0.3..3.0, widened to what the sample's days needed, with room).{seen}"
+            + ("no day of the sample breaks these." if seen else "")
         )
     add("validation:")
     add(f"  min_rows: {plan.min_rows}")
     add("  volume_lookback_days: 7")
-    add("  volume_max_ratio: 3.0")
-    add("  volume_min_ratio: 0.3")
+    add(f"  volume_max_ratio: {rb.volume_max_ratio:g}")
+    add(f"  volume_min_ratio: {rb.volume_min_ratio:g}")
+    lines += _comment(
+        "Severities. Schema, types, ids, event times, min_rows and a volume collapse always block (the day is\n"
+        "quarantined); ranges, nulls and categories block only beyond their impossible limits (min/max,\n"
+        "max_null_fraction, max_unknown_fraction) and warn inside them. A feature constant all day (a stuck\n"
+        "sensor) and more rows than volume_max_ratio allows: warn (an alert, the day is scored) or block.",
+        "  ",
+    )
+    add("  on_constant_column: warn")
+    add("  on_volume_spike: block")
     add("")
     vol = plan.volume
     add("training:")
@@ -727,11 +900,18 @@ def plan_spec(
                         f"{c} correlates {corr:.2f} with the target {target}: if it is only known after the label "
                         "(a part of it, say), drop it, or the model learns an answer it cannot have when it scores"
                     )
-        if "ONE VALUE PER DAY" in col.note:
+        if "ONE VALUE IN THE SAMPLE" in col.note:
             warnings.append(
-                f"{c} holds one value per day in the sample; each daily batch is checked to hold at least two "
-                "distinct values per feature, so every batch would fail validation. Derive it from the event "
-                "time in a features_function instead, drop it, or mark it may_be_constant: true"
+                f"{c} holds one value only in the sample ({col.constant_value!r}): the model cannot learn from it "
+                "until it varies. It is kept (validation demands every column of the daily file), never checked for "
+                "being constant, and another value later warns instead of blocking; drop it upstream if it never varies"
+            )
+        elif "ONE VALUE PER DAY" in col.note:
+            warnings.append(
+                f"{c} holds one value per day in the sample, so the spec marks it may_be_constant: true (the check "
+                "that a daily batch holds two distinct values would reject every day). Within a day it tells the "
+                "model nothing; across days, if it is a calendar column (a weekday, a season), derive it from the "
+                "event time in a features_function instead, or drop it"
             )
         elif "one value only on" in col.note and col.spec.get("may_be_constant"):
             share = col.note.rsplit("one value only on ", 1)[1]
@@ -743,7 +923,8 @@ def plan_spec(
             share = col.note.rsplit("one value only on ", 1)[1]
             warnings.append(
                 f"{c} holds one value only on {share} of the sample: rare enough to look like a broken feed "
-                "(a stuck sensor, an export that filled a default), so those days would be quarantined; "
+                "(a stuck sensor, an export that filled a default), so such a day is scored with a warning "
+                "(validation.on_constant_column: warn; set it to block to quarantine those days); "
                 "if that is normal for this column, mark it may_be_constant: true"
             )
         columns.append(col)
@@ -760,8 +941,8 @@ def plan_spec(
 
     counts = days.value_counts()
     rows_per_day = {"min": float(counts.min()), "median": float(counts.median()), "max": float(counts.max())}
-    p10 = float(counts.quantile(0.1))
-    min_rows = max(1, int(p10 * 0.5))
+    bounds = row_bounds([int(counts[d]) for d in sorted(counts.index)])
+    min_rows = bounds.min_rows
     vol = volume_plan(rows_per_day["median"])
     slice_column, slice_note = _pick_slice(frame, columns, vol.holdout_rows)
     n_features = len(columns)
@@ -784,6 +965,7 @@ def plan_spec(
         rows_per_day=rows_per_day,
         days=int(counts.size),
         min_rows=min_rows,
+        row_bounds=bounds,
         volume=vol,
         slice_column=slice_column,
         slice_note=slice_note,
@@ -864,14 +1046,68 @@ def suite_path(spec_path: Path) -> Path:
     return spec_path.with_name(f"{spec_path.stem}.suite.json")
 
 
+def _hardest_days(spec: ModelSpec, frame: pd.DataFrame, days: pd.Series) -> dict[Any, str]:
+    """The days of the sample each per-day check is hardest on, with why: the fewest rows,
+    the lowest and highest volume against the days before, the most nulls of each nullable
+    feature and the most unseen levels of each category. Every per-day check is monotone
+    in its statistic, so a spec these days pass is passed by every day of the sample."""
+    import statistics
+
+    counts = days.value_counts().sort_index()
+    out: dict[Any, str] = {counts.idxmin(): "fewest rows"}
+    lookback = spec.validation.volume_lookback_days
+    values = counts.tolist()
+    ratios = {counts.index[i]: values[i] / statistics.median(values[max(0, i - lookback):i])
+              for i in range(1, len(values))}
+    if ratios:
+        out.setdefault(min(ratios, key=ratios.get), "lowest volume against the days before")
+        out.setdefault(max(ratios, key=ratios.get), "highest volume against the days before")
+    for f in spec.features:
+        if f.nullable and frame[f.name].isna().any():
+            out.setdefault(frame[f.name].isna().groupby(days).mean().idxmax(), f"most nulls in {f.name}")
+        if f.categories and f.max_unknown_fraction < 1:
+            unseen = frame[f.name].notna() & ~frame[f.name].astype(str).isin(f.categories)
+            if unseen.any():
+                out.setdefault(unseen.groupby(days).mean().idxmax(), f"most unseen levels of {f.name}")
+    return out
+
+
 def check_sample(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
-    """Validate the sample against the spec's suite (no per-day or volume checks)."""
+    """Validate the sample as the daily DAG would: the whole sample against the spec's suite
+    (every row meets the range, type, category and id checks), then each of its hardest
+    days (:func:`_hardest_days`) as a daily batch, with the event-time range of its partition
+    and the volume check against the sample's days before it, as ``ingest-history`` would.
+
+    Returns the whole sample's result with ``days`` (in the sample), ``checked_days`` (day
+    -> why it was checked) and ``rejected`` (the result of each day a blocking check failed).
+    GX costs about 20 ms per check and day, so the hardest days stand for the others.
+    """
+    import statistics
+
     from mlops_lifecycle import validation
 
     frame = frame.copy()
     frame[spec.event_time] = _parse_times(frame[spec.event_time])
     keep = [spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column]
-    return validation.validate_frame(spec, frame[keep])
+    frame = frame[keep]
+    whole = validation.validate_frame(spec, frame)
+    days = frame[spec.event_time].dt.date
+    counts = days.value_counts().sort_index()
+    hardest = _hardest_days(spec, frame, days)
+    rejected = [] if whole["success"] else [whole]
+    cfg = spec.validation
+    for day in sorted(hardest):
+        before = [int(c) for d, c in counts.items() if d < day][-cfg.volume_lookback_days:]
+        volume = None
+        if before:
+            median = statistics.median(before)
+            volume = {"median": median, "days": ["sample"] * len(before),
+                      "min": math.floor(median * cfg.volume_min_ratio), "max": math.ceil(median * cfg.volume_max_ratio)}
+        result = validation.validate_frame(spec, frame[days == day].reset_index(drop=True), day=day, volume=volume)
+        if not result["success"]:
+            rejected.append(result)
+    return {**whole, "success": not rejected, "days": int(counts.size),
+            "checked_days": {d.isoformat(): why for d, why in sorted(hardest.items())}, "rejected": rejected}
 
 
 def new_model(
@@ -924,9 +1160,12 @@ def new_model(
     if not result["success"]:
         from mlops_lifecycle import validation
 
+        first = result["rejected"][:3]
         raise ScaffoldError(
-            "the sample fails the checks its own spec implies, so the spec was not written:\n"
-            + validation.failure_message(f"sample {sample}", result)
+            "the sample fails the checks its own spec implies, so the spec was not written (please report this: "
+            "the scaffold sets its thresholds so that no day of the sample is rejected):\n"
+            + "\n".join(validation.failure_message(f"sample {sample}" + (f", day {r['ds']}" if r["ds"] else ""), r)
+                        for r in first)
         )
     suite_file = lake.write_json(suite_path(target_path), suite_json(spec))
     try:

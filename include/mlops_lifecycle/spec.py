@@ -76,11 +76,32 @@ class FeatureSpec(_Strict):
     name: str
     type: Literal["float", "int", "category", "bool"]
     description: str = ""
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, description="Impossible below: a value under it blocks the day.")
+    max: float | None = Field(None, description="Impossible above: a value over it blocks the day.")
+    # Severities: min/max and max_null_fraction block (quarantine); the plausible band and
+    # warn_null_fraction only warn (an alert is recorded, the day is scored), so a season the
+    # sample did not hold, or a join that left a few more nulls, does not cost a day.
+    plausible_min: float | None = Field(None, description="Plausible below: a value under it warns.")
+    plausible_max: float | None = Field(None, description="Plausible above: a value over it warns.")
     categories: list[str] | None = None
+    max_unknown_fraction: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Share of a day's rows that may hold a category not in 'categories': up to it the day "
+        "warns and those rows are scored through the unknown level; above it the day is blocked. 0: any "
+        "unknown category blocks.",
+    )
+    max_levels: int | None = Field(
+        None, ge=1,
+        description="Built-in encoding: the first max_levels categories get a 0/1 column each; every other "
+        "value (a rarer listed category or one never seen) goes to one '<name>__other' column. None: one "
+        "column per category and no other column.",
+    )
     nullable: bool = False
     max_null_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    warn_null_fraction: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Warn (do not block) when a day's null share exceeds it; max_null_fraction still blocks.",
+    )
     may_be_constant: bool = Field(
         False,
         description="Allow a daily batch in which this column holds one value (a calendar or weather "
@@ -104,7 +125,26 @@ class FeatureSpec(_Strict):
             raise ValueError(f"feature {self.name!r}: min {self.min} is greater than max {self.max}")
         if not self.nullable and self.max_null_fraction > 0:
             raise ValueError(f"feature {self.name!r}: max_null_fraction needs nullable: true")
+        _check_bands(f"feature {self.name!r}", self)
+        if self.type != "category" and (self.max_unknown_fraction or self.max_levels is not None):
+            raise ValueError(f"feature {self.name!r}: max_unknown_fraction and max_levels apply to categories only")
+        if self.warn_null_fraction is not None and not self.nullable:
+            raise ValueError(f"feature {self.name!r}: warn_null_fraction needs nullable: true")
         return self
+
+
+def _check_bands(what: str, f: Any) -> None:
+    """The plausible band (warns) must lie inside the impossible limits (block) and be ordered."""
+    lo, hi = f.plausible_min, f.plausible_max
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"{what}: plausible_min {lo} is greater than plausible_max {hi}")
+    for name, value in (("plausible_min", lo), ("plausible_max", hi)):
+        if value is None:
+            continue
+        if f.min is not None and value < f.min:
+            raise ValueError(f"{what}: {name} {value} is below min {f.min} (min is the impossible limit)")
+        if f.max is not None and value > f.max:
+            raise ValueError(f"{what}: {name} {value} is above max {f.max} (max is the impossible limit)")
 
 
 def _check_schedule(v: str | None) -> str | None:
@@ -295,8 +335,15 @@ class TargetSpec(_Strict):
 
     column: str
     task: Literal["binary_classification", "regression"]
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, description="Impossible below: a label under it blocks the day.")
+    max: float | None = Field(None, description="Impossible above: a label over it blocks the day.")
+    plausible_min: float | None = Field(None, description="Plausible below: a label under it warns.")
+    plausible_max: float | None = Field(None, description="Plausible above: a label over it warns.")
+
+    @model_validator(mode="after")
+    def _bands(self) -> TargetSpec:
+        _check_bands("target", self)
+        return self
 
 
 class ValidationSpec(_Strict):
@@ -309,6 +356,15 @@ class ValidationSpec(_Strict):
     volume_min_ratio: float = Field(0.3, gt=0.0, lt=1.0, description="Fail when rows < ratio x median.")
     unique_entity_id: bool = True
     event_time_in_partition: bool = True
+    # What the checks that can go either way do when they fail: block (quarantine the day) or
+    # warn (record an alert, score the day). Schema, types, ids, event times, min_rows and a
+    # volume collapse always block.
+    on_constant_column: Literal["block", "warn"] = Field(
+        "block", description="A feature holding one value all day (not may_be_constant): block or warn."
+    )
+    on_volume_spike: Literal["block", "warn"] = Field(
+        "block", description="More rows than volume_max_ratio x the recent median: block or warn."
+    )
 
 
 class TrainingSpec(_Strict):
@@ -373,7 +429,8 @@ class SlackChannel(_Strict):
     channel: str | None = Field(None, description="Channel for the API-token form.")
 
 
-AlertKind = Literal["failure", "quarantine", "drift", "promotion", "approval_needed", "rejection", "rollback"]
+AlertKind = Literal["failure", "quarantine", "validation_warning", "drift", "promotion", "approval_needed", "rejection",
+                    "rollback"]
 
 
 class NotificationsSpec(_Strict):
@@ -389,7 +446,7 @@ class NotificationsSpec(_Strict):
 
     events: list[AlertKind] = Field(
         default_factory=lambda: ["failure", "quarantine", "drift", "promotion", "approval_needed", "rollback"],
-        description="Alert kinds sent to the channels below (rejections are recorded but not sent by default).",
+        description="Alert kinds sent to the channels below (rejections and validation warnings are recorded but not sent by default).",
     )
     email: EmailChannel | None = None
     slack: SlackChannel | None = None

@@ -136,20 +136,33 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
     assembled training window: no per-day time range or volume check, labels required)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     kind = "training" if training else "batch"
     expectations: list[Any] = []
     columns = [spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column]
 
-    def add(expectation, check: str) -> None:
+    def add(expectation, check: str, severity: str = "block") -> None:
         expectation.meta = {"check": check}
+        # GX's own severity field (critical/warning): the suite result and Data Docs carry it,
+        # and validate_frame blocks a day only on a failed critical expectation.
+        expectation.severity = FailureSeverity(GX_SEVERITY[severity])
         expectations.append(expectation)
 
     add(gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True), "schema: exactly the spec's columns")
     max_rows = spec.validation.max_rows
     add(gxe.ExpectTableRowCountToBeBetween(min_value=spec.validation.min_rows, max_value=max_rows),
         f"row count at least validation.min_rows={spec.validation.min_rows}")
-    if volume is not None:
+    if volume is not None and spec.validation.on_volume_spike == "warn":
+        # ---- severities: a collapse blocks, a spike only warns (validation.on_volume_spike) ----
+        of_days = f"of the {len(volume['days'])} previous validated day(s)"
+        add(gxe.ExpectTableRowCountToBeBetween(min_value=volume["min"]),
+            f"volume at least {spec.validation.volume_min_ratio} x the median ({volume['median']:g} rows, so at "
+            f"least {volume['min']}) {of_days}")
+        add(gxe.ExpectTableRowCountToBeBetween(max_value=volume["max"]),
+            f"volume at most {spec.validation.volume_max_ratio} x the median ({volume['median']:g} rows, so at "
+            f"most {volume['max']}) {of_days}", "warn")
+    elif volume is not None:
         add(gxe.ExpectTableRowCountToBeBetween(min_value=volume["min"], max_value=volume["max"]),
             f"volume within {spec.validation.volume_min_ratio}..{spec.validation.volume_max_ratio} x the median "
             f"({volume['median']:g} rows, so {volume['min']}..{volume['max']}) of the {len(volume['days'])} previous "
@@ -175,32 +188,62 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
     for f in spec.features:
         add(gxe.ExpectColumnValuesToBeInTypeList(column=f.name, type_list=PANDAS_TYPES[f.type]),
             f"{f.name} has type {f.type}")
+        # ---- severities: each check below blocks or warns as the spec says ----
         if f.nullable and f.max_null_fraction < 1.0:
             add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=1.0 - f.max_null_fraction),
                 f"{f.name} at most {f.max_null_fraction:.0%} null")
         elif not f.nullable:
             add(gxe.ExpectColumnValuesToNotBeNull(column=f.name), f"{f.name} never null")
+        if f.nullable and f.warn_null_fraction is not None and f.warn_null_fraction < f.max_null_fraction:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=1.0 - f.warn_null_fraction),
+                f"{f.name} at most {f.warn_null_fraction:.0%} null as in the history (more warns)", "warn")
         if f.categories:
-            add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.categories)),
-                f"{f.name} in the declared categories")
-        if f.min is not None or f.max is not None:
-            add(gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.min, max_value=f.max),
-                f"{f.name} within [{f.min}, {f.max}]")
+            if f.max_unknown_fraction >= 1.0:
+                add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.categories)),
+                    f"{f.name}: categories never seen before (scored as unknown)", "warn")
+            elif f.max_unknown_fraction > 0:
+                # An unseen level in a tolerated share is scored through the unknown level
+                # (features.py); beyond the share the day is a different feed and blocks.
+                add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.categories),
+                                                    mostly=1.0 - f.max_unknown_fraction),
+                    f"{f.name} in the declared categories (at most {f.max_unknown_fraction:.1%} of rows unseen)")
+                add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.categories)),
+                    f"{f.name}: categories never seen before (scored as unknown)", "warn")
+            else:
+                add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.categories)),
+                    f"{f.name} in the declared categories")
+        _range_checks(add, gxe, f.name, f)
         if not f.may_be_constant:
             add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=f.name, min_value=2),
-                f"{f.name} is not constant")
+                f"{f.name} is not constant", spec.validation.on_constant_column)
 
     target = spec.target
     if spec.is_classifier:
         add(gxe.ExpectColumnValuesToBeInSet(column=target.column, value_set=[0, 1]), f"label {target.column} is 0 or 1")
-    elif target.min is not None or target.max is not None:
-        add(gxe.ExpectColumnValuesToBeBetween(column=target.column, min_value=target.min, max_value=target.max),
-            f"label {target.column} within [{target.min}, {target.max}]")
+    else:
+        _range_checks(add, gxe, target.column, target, label=True)
     if training:
         add(gxe.ExpectColumnValuesToNotBeNull(column=target.column, mostly=0.5),
             f"label {target.column} present on most training rows")
     # Built in one go: adding to a suite one by one needs an active context.
     return gx.ExpectationSuite(name=f"{spec.name}.{kind}", expectations=expectations)
+
+
+GX_SEVERITY = {"block": "critical", "warn": "warning"}
+SEVERITY_OF_GX = {"critical": "block", "warning": "warn", "info": "warn"}
+
+
+def _range_checks(add: Any, gxe: Any, column: str, bounds: Any, *, label: bool = False) -> None:
+    """The two bands of a number column: outside ``min``/``max`` (impossible) blocks, outside
+    ``plausible_min``/``plausible_max`` (beyond what was seen, by a margin) only warns."""
+    name = f"label {column}" if label else column
+    if bounds.min is not None or bounds.max is not None:
+        add(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=bounds.min, max_value=bounds.max),
+            f"{name} within [{bounds.min}, {bounds.max}]")
+    low, high = bounds.plausible_min, bounds.plausible_max
+    if (low is not None and low != bounds.min) or (high is not None and high != bounds.max):
+        add(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high),
+            f"{name} within the plausible [{low}, {high}] (outside warns)", "warn")
 
 
 # ---- running it ------------------------------------------------------------------------
@@ -279,6 +322,7 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
         "check": (cfg.meta or {}).get("check", cfg.type),
         "column": column,
         "success": bool(res.success),
+        "severity": SEVERITY_OF_GX.get(str(getattr(cfg.severity, "value", cfg.severity) or "critical"), "block"),
     }
     result = res.result or {}
     if "unexpected_count" in result:
@@ -440,7 +484,10 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
     checks = sorted((_describe(r, frame, expected, spec.entity_id) for r in res.results),
                     key=lambda c: order.get(c["check"], 999))
     _consequences(checks, len(frame))
-    failed = [c for c in checks if not c["success"]]
+    # Only a failed blocking (GX critical) check rejects the batch; failed warning checks are
+    # reported beside it and the day goes on (GX's own suite verdict counts both).
+    failed = [c for c in checks if not c["success"] and c["severity"] == "block"]
+    warned = [c for c in checks if not c["success"] and c["severity"] != "block"]
     result = {
         "model": spec.name,
         "ds": day.isoformat() if day else None,
@@ -451,6 +498,8 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
         "evaluated": len(checks),
         "failed": len(failed),
         "failures": failed,
+        "warned": len(warned),
+        "warnings": warned,
         "checks": checks,
         "volume": volume,
         "event_time_zone": zone,
@@ -477,6 +526,29 @@ def failure_message(where: str, result: dict[str, Any]) -> str:
         shown = ", ".join(named[:8]) + (f" and {len(named) - 8} more" if len(named) > 8 else "")
         lines.append(f"  - {len(columns)} more check(s) could not pass because of {cause} (on {shown})")
     return "\n".join(lines)
+
+
+def warning_message(where: str, result: dict[str, Any]) -> str:
+    """A message that names every failed warning check (the batch was accepted and scored)."""
+    lines = [f"{where}: accepted with {result.get('warned', 0)} warning(s) of {result['evaluated']} checks "
+             "(warning checks do not block; the day is scored):"]
+    lines += [f"  ~ {_explain(c)}" for c in result.get("warnings") or [] if not c.get("consequence_of")]
+    return "\n".join(lines)
+
+
+def _alert_warnings(spec: ModelSpec, day: dt.date, result: dict[str, Any]) -> None:
+    """Record a ``validation_warning`` alert for an accepted day with failed warning checks
+    (one per day: a rerun replaces it). An alert that cannot be written never fails the day."""
+    from mlops_lifecycle import alerts
+
+    message = warning_message(f"{spec.name} batch {day}", result)
+    try:  # emit() logs it too, at WARNING
+        alerts.emit(spec, "validation_warning", f"{spec.name}: batch {day} scored with {result['warned']} warning(s)",
+                    message, ident=f"{day.isoformat()}",
+                    details={"ds": day.isoformat(), "rows": result["rows"],
+                             "warnings": [c["check"] for c in result.get("warnings") or []]})
+    except Exception:  # noqa: BLE001 - the batch is valid; a broken alert channel must not reject it
+        log.exception("%s %s: the validation_warning alert could not be recorded", spec.name, day)
 
 
 # ---- stage functions -------------------------------------------------------------------
@@ -570,8 +642,11 @@ def validate_partition(spec: ModelSpec, ds: str | dt.date, *, docs: bool = True)
     lake.write_json(lake.report_dir(spec.name, "validation", day) / "result.json", result)
     lake.remove_partition(spec.name, "quarantine", day)
     log.info("%s %s: %d rows passed %d checks", spec.name, day, result["rows"], result["evaluated"])
+    if result["warned"]:
+        _alert_warnings(spec, day, result)
     return {"model": spec.name, "ds": day.isoformat(), "rows": result["rows"], "checks": result["evaluated"],
-            "validated_path": str(target)}
+            "validated_path": str(target), "warned": result["warned"],
+            "warnings": [c["check"] for c in result["warnings"]]}
 
 
 def validate_training_set(spec: ModelSpec, path: str | Path) -> dict[str, Any]:

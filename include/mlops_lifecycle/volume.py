@@ -151,3 +151,51 @@ def observed_rows_per_day(spec: ModelSpec) -> list[int]:
     Parquet footers (no data is read). Empty when the lake holds none."""
     return [lake.parquet_rows(lake.data_file(spec.name, "validated", day))
             for day in lake.partitions(spec.name, "validated")]
+
+
+# ---- the daily row-count checks, from the history of days ------------------------------------
+# A day's volume is judged against the median of the days before it (validation.volume_bounds).
+# The scaffolder sets the bounds from the sample's own days so that none of them would have been
+# rejected, with this much room beyond the extremes it saw.
+VOLUME_TOLERANCE = 0.8
+DEFAULT_VOLUME_RATIOS = (0.3, 3.0)
+
+
+@dataclass(frozen=True)
+class RowBounds:
+    """``validation.min_rows`` and the volume ratios that a history of daily row counts implies."""
+
+    min_rows: int
+    volume_min_ratio: float
+    volume_max_ratio: float
+    lowest_ratio: float | None  # the lowest and highest day / median-of-previous-days ratio seen
+    highest_ratio: float | None
+
+
+def row_bounds(counts: list[int], lookback: int = 7) -> RowBounds:
+    """Row-count thresholds from daily counts (oldest first) that reject none of those days.
+
+    - ``min_rows``: half the 10th percentile of the counts, never above the smallest day
+      (a quiet day of the history is a day the feed can have);
+    - ``volume_min_ratio``: the default 0.3, or :data:`VOLUME_TOLERANCE` of the lowest ratio
+      of a day to the median of the ``lookback`` days before it, when that was lower;
+    - ``volume_max_ratio``: the default 3.0, or the highest such ratio with as much room
+      (divided by the tolerance), when that was higher.
+    """
+    import statistics
+
+    if not counts:
+        return RowBounds(1, *DEFAULT_VOLUME_RATIOS, None, None)
+    ordered = sorted(counts)
+    p10 = ordered[int(0.1 * (len(ordered) - 1))]
+    min_rows = max(1, min(math.floor(p10 * 0.5), min(counts)))
+    ratios = [counts[i] / statistics.median(counts[max(0, i - lookback):i])
+              for i in range(1, len(counts)) if statistics.median(counts[max(0, i - lookback):i]) > 0]
+    low, high = DEFAULT_VOLUME_RATIOS
+    lowest = min(ratios) if ratios else None
+    highest = max(ratios) if ratios else None
+    if lowest is not None and lowest * VOLUME_TOLERANCE < low:
+        low = max(0.01, math.floor(lowest * VOLUME_TOLERANCE * 100) / 100)
+    if highest is not None and highest / VOLUME_TOLERANCE > high:
+        high = math.ceil(highest / VOLUME_TOLERANCE * 10) / 10
+    return RowBounds(min_rows, low, high, lowest, highest)

@@ -199,12 +199,14 @@ def test_every_unusable_column_is_named_at_once(tmp_path, specs):
     with pytest.raises(scaffold.ScaffoldError) as err:
         scaffold.new_model("orders", sample, "returned", entity_id="order_id")
     msg = str(err.value)
-    assert "comment is text with 240 distinct values" in msg and "country holds one value only" in msg
+    assert "comment is text with 240 distinct values" in msg and "free text or a key" in msg
+    assert "country" not in msg, "a column constant in the sample is kept (it may vary later), not refused"
     assert "--exclude" in msg and list(specs.iterdir()) == []
-    made = scaffold.new_model(
-        "orders", sample, "returned", entity_id="order_id", exclude=("comment", "country")
-    )
-    assert "Excluded from the features: ['comment', 'country']" in made.spec_path.read_text()
+    made = scaffold.new_model("orders", sample, "returned", entity_id="order_id", exclude=("comment",))
+    assert "Excluded from the features: ['comment']" in made.spec_path.read_text()
+    country = made.spec.feature("country")
+    assert country.may_be_constant and country.max_unknown_fraction == 1.0
+    assert any(w.startswith("country holds one value only in the sample ('NL')") for w in made.warnings)
 
 
 def test_leakage_and_one_value_per_day_are_flagged(tmp_path, specs):
@@ -513,7 +515,7 @@ def test_check_points_out_warning_comments_whose_problem_was_fixed(tmp_path, spe
     # The user drops weekday (derived from the event time instead) and marks wind may_be_constant.
     fixed = re.sub(r"  # [^\n]*\n  - name: weekday\n(    [^\n]*\n)+", "", text)
     fixed = fixed.replace("  - name: wind\n    type: float\n", "  - name: wind\n    type: float\n    may_be_constant: true\n")
-    assert "name: weekday" not in fixed and "may_be_constant: true\n    min" in fixed
+    assert "name: weekday" not in fixed and "type: float\n    may_be_constant: true\n" in fixed
     made.spec_path.write_text(fixed)
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out
@@ -533,7 +535,7 @@ def test_text_like_n_a_in_a_csv_number_column_is_reported_as_text_not_as_nulls(t
     history = pd.concat([retail_demand.generate_day(d, rows=200) for d in days], ignore_index=True)
     source = _write(history, tmp_path / "history.csv")
     spec = scaffold.new_model("shop_demand", source, "units_sold_next_day").spec
-    assert not spec.feature("units_sold_7d_avg").nullable
+    assert spec.feature("units_sold_7d_avg").warn_null_fraction == 0  # never null in the sample: any null warns
     template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
     day = history[history["snapshot_at"].dt.date == days[1]].copy()
     day["units_sold_7d_avg"] = day["units_sold_7d_avg"].astype(object)
