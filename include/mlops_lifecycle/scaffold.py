@@ -73,6 +73,7 @@ HOUR_HINT = re.compile(r"(^hr$|^hrs?_|_hr$|hour)", re.IGNORECASE)
 WEEKDAY_HINT = re.compile(r"(weekday|week_day|day_?of_?week|^dow$|_dow$|^dow_|wday)", re.IGNORECASE)
 MONTH_HINT = re.compile(r"(^month$|_month$|^month_|^mnth$|^mon$|month_of_year)", re.IGNORECASE)
 SHARE_HINT = re.compile(r"(share|ratio|rate|frac|prob|pct|percent|proportion)", re.IGNORECASE)
+TEMPERATURE_HINT = re.compile(r"(temp|celsius|fahrenheit|degree|dew)", re.IGNORECASE)
 PERCENT_HINT = re.compile(r"(pct|percent|humid|^hum$|cloud)", re.IGNORECASE)
 # A numeric feature this correlated with the target is probably part of it (leakage).
 LEAKAGE_CORRELATION = 0.95
@@ -232,7 +233,8 @@ def number_bands(name: str, values: pd.Series, *, integer: bool) -> tuple[dict[s
 
     ``min``/``max`` are the impossible limits (a value beyond blocks the day): the column's
     :func:`semantic_domain`, else 0 below for a count or a column measured from zero (whole
-    numbers never negative, or a float whose smallest value is exactly 0), and
+    numbers never negative, or a float never negative whose smallest value is within half its
+    span of 0; never a temperature), and
     :data:`FAR` times the largest magnitude seen elsewhere. ``plausible_min``/``max`` are the
     sample widened by :data:`HEADROOM` (:func:`widened_range`), inside those limits: a value
     beyond warns and the day is scored, so a summer the winter sample did not hold costs no day.
@@ -251,7 +253,9 @@ def number_bands(name: str, values: pd.Series, *, integer: bool) -> tuple[dict[s
         why = f"{what}: outside {_number(low)}..{_number(high)} is impossible (blocks)"
     else:
         mag = max(abs(lo), abs(hi), hi - lo) or 1.0
-        from_zero = lo >= 0 and (integer or lo == 0)
+        # A count, or an amount, a distance, a duration seen from near zero up: never negative.
+        # Not a temperature: a summer sample of 12..39 degrees says nothing against -3 in winter.
+        from_zero = lo >= 0 and not TEMPERATURE_HINT.search(name) and (integer or lo <= 0.5 * (hi - lo))
         low = 0.0 if from_zero else _nice(min(lo, 0.0) - FAR * mag, up=False)
         high = _nice(FAR * mag, up=True)
         if integer:

@@ -536,17 +536,40 @@ def warning_message(where: str, result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# A warning that already fired on one of this many validated days before is an episode going
+# on (a winter sample's range in a summer, say): recorded in each day's result, alerted once.
+WARNING_EPISODE_DAYS = 7
+
+
+def _recent_warnings(spec: ModelSpec, day: dt.date) -> set[str]:
+    """The checks that warned on the last :data:`WARNING_EPISODE_DAYS` validated days before ``day``."""
+    seen: set[str] = set()
+    for d in [d for d in lake.partitions(spec.name, "validated") if d < day][-WARNING_EPISODE_DAYS:]:
+        report = lake.report_dir(spec.name, "validation", d) / "result.json"
+        if report.exists():
+            seen.update(c.get("check") for c in lake.read_json(report).get("warnings") or [])
+    return seen
+
+
 def _alert_warnings(spec: ModelSpec, day: dt.date, result: dict[str, Any]) -> None:
-    """Record a ``validation_warning`` alert for an accepted day with failed warning checks
-    (one per day: a rerun replaces it). An alert that cannot be written never fails the day."""
+    """Record a ``validation_warning`` alert for an accepted day whose warnings start an
+    episode: a check that did not warn on the recent validated days. One that goes on is in
+    the day's result and the log, not in a new alert (one alert per episode, not per day).
+    A rerun of the day replaces its alert. An alert that cannot be written never fails the day."""
     from mlops_lifecycle import alerts
 
+    checks = [c["check"] for c in result.get("warnings") or []]
+    recent = _recent_warnings(spec, day)
+    new = [c for c in checks if c not in recent]
     message = warning_message(f"{spec.name} batch {day}", result)
+    if not new:
+        log.warning("%s\n(no new alert: each of these warned on one of the %d validated days before)", message,
+                    WARNING_EPISODE_DAYS)
+        return
     try:  # emit() logs it too, at WARNING
         alerts.emit(spec, "validation_warning", f"{spec.name}: batch {day} scored with {result['warned']} warning(s)",
                     message, ident=f"{day.isoformat()}",
-                    details={"ds": day.isoformat(), "rows": result["rows"],
-                             "warnings": [c["check"] for c in result.get("warnings") or []]})
+                    details={"ds": day.isoformat(), "rows": result["rows"], "warnings": checks, "new": new})
     except Exception:  # noqa: BLE001 - the batch is valid; a broken alert channel must not reject it
         log.exception("%s %s: the validation_warning alert could not be recorded", spec.name, day)
 

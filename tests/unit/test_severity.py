@@ -321,6 +321,14 @@ def test_a_new_category_in_a_tenth_of_a_percent_of_rows_is_scored_with_a_warning
         cols = features.feature_columns(spec)
         assert matrix[0, cols.index("dest__other")] == 1.0 and feats["rows"] == len(batch)
 
+        # The same warning the next day goes on in the day's result, not in another alert.
+        later = day + dt.timedelta(days=1)
+        lake.write_bytes(Path(ingestion.source_path(spec, later)),
+                         feed.generate_day(later, new_levels={"Z99": 1}).to_csv(index=False).encode())
+        ingestion.ingest(spec, later)
+        assert validation.validate_partition(spec, later, docs=False)["warned"] == 1
+        assert [a["details"]["ds"] for a in alerts.read_alerts(spec.name, "validation_warning")] == [day.isoformat()]
+
 
 def test_the_run_days_table_shows_warnings(data_dir, example_spec):
     from mlops_lifecycle import lake, replay
