@@ -245,14 +245,16 @@ def cmd_ingest_history(args: argparse.Namespace) -> int:
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     results = scaffold.ingest_history(s, days, docs=args.data_docs)
     for r in results:
-        if r["status"] != "validated" or r["labels"] not in (None, "stored") or args.verbose:
+        if r["status"] != "validated" or r.get("warned") or r["labels"] not in (None, "stored") or args.verbose:
             labels = f"  labels {r['labels']}" if r["labels"] else ""
             _say(f"{r['ds']}  {r['status']:<10} {r['rows'] if r['rows'] is not None else '-':>6}{labels}  "
                  f"{r['detail'][:160]}")
     counts = {k: sum(1 for r in results if r["status"] == k) for k in ("validated", "rejected", "missing", "unreadable")}
     labelled = sum(1 for r in results if r["labels"] == "stored")
     failed = ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "validated")
-    _say(f"{s.name}: {counts['validated']} of {len(days)} day(s) validated" + (f"; {failed}" if failed else "")
+    warned = sum(1 for r in results if r.get("warned"))
+    _say(f"{s.name}: {counts['validated']} of {len(days)} day(s) validated"
+         + (f" ({warned} with warnings)" if warned else "") + (f"; {failed}" if failed else "")
          + (f"; labels kept for {labelled} day(s)" if s.labels is not None else ""))
     _say(f"Next: {_after_history(s, start, end, counts['validated'])}")
     return 0 if counts["validated"] else 1

@@ -945,8 +945,17 @@ def plan_spec(
 
     counts = days.value_counts()
     rows_per_day = {"min": float(counts.min()), "median": float(counts.median()), "max": float(counts.max())}
-    bounds = row_bounds([int(counts[d]) for d in sorted(counts.index)])
+    ordered_days = sorted(counts.index)
+    bounds = row_bounds([int(counts[d]) for d in ordered_days])
     min_rows = bounds.min_rows
+    if bounds.volume_min_ratio < 0.3 and bounds.lowest_at is not None:
+        quiet = ordered_days[bounds.lowest_at]
+        warnings.append(
+            f"validation.volume_min_ratio: {quiet} held {int(counts[quiet])} row(s), {bounds.lowest_ratio:.2f} x the median "
+            f"of the days before it, so the ratio is {bounds.volume_min_ratio:g} (not 0.3) and min_rows {min_rows}: no "
+            "day of the sample is rejected by its own spec. If that day was a broken export rather than a real quiet "
+            "day, raise both, and such a day will be quarantined"
+        )
     vol = volume_plan(rows_per_day["median"])
     slice_column, slice_note = _pick_slice(frame, columns, vol.holdout_rows)
     n_features = len(columns)
@@ -1263,7 +1272,10 @@ def ingest_history(spec: ModelSpec, days: list[dt.date], *, docs: bool = False) 
         try:
             ingestion.ingest(spec, day)
             result = validation.validate_partition(spec, day, docs=docs)
-            row.update(status="validated", rows=result["rows"])
+            row.update(status="validated", rows=result["rows"], warned=result.get("warned", 0))
+            if row["warned"]:
+                row["detail"] = (f"{row['warned']} warning{'s' if row['warned'] > 1 else ''}: "
+                                 + "; ".join(result.get("warnings") or []))
             if spec.labels is not None:
                 try:
                     row["labels"] = monitoring.labels_for_day(spec, day)["status"]

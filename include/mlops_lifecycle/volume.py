@@ -170,6 +170,7 @@ class RowBounds:
     volume_max_ratio: float
     lowest_ratio: float | None  # the lowest and highest day / median-of-previous-days ratio seen
     highest_ratio: float | None
+    lowest_at: int | None = None  # the position of the day with the lowest ratio in the counts
 
 
 def row_bounds(counts: list[int], lookback: int = 7) -> RowBounds:
@@ -189,13 +190,14 @@ def row_bounds(counts: list[int], lookback: int = 7) -> RowBounds:
     ordered = sorted(counts)
     p10 = ordered[int(0.1 * (len(ordered) - 1))]
     min_rows = max(1, min(math.floor(p10 * 0.5), min(counts)))
-    ratios = [counts[i] / statistics.median(counts[max(0, i - lookback):i])
-              for i in range(1, len(counts)) if statistics.median(counts[max(0, i - lookback):i]) > 0]
+    ratios = {i: counts[i] / statistics.median(counts[max(0, i - lookback):i])
+              for i in range(1, len(counts)) if statistics.median(counts[max(0, i - lookback):i]) > 0}
     low, high = DEFAULT_VOLUME_RATIOS
-    lowest = min(ratios) if ratios else None
-    highest = max(ratios) if ratios else None
+    lowest_at = min(ratios, key=ratios.get) if ratios else None
+    lowest = ratios[lowest_at] if ratios else None
+    highest = max(ratios.values()) if ratios else None
     if lowest is not None and lowest * VOLUME_TOLERANCE < low:
         low = max(0.01, math.floor(lowest * VOLUME_TOLERANCE * 100) / 100)
     if highest is not None and highest / VOLUME_TOLERANCE > high:
         high = math.ceil(highest / VOLUME_TOLERANCE * 10) / 10
-    return RowBounds(min_rows, low, high, lowest, highest)
+    return RowBounds(min_rows, low, high, lowest, highest, lowest_at)

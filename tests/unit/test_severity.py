@@ -176,7 +176,7 @@ def test_row_bounds_never_reject_a_day_of_their_history():
     for i in range(1, len(counts)):
         median = float(np.median(counts[max(0, i - 7):i]))
         assert np.floor(median * b.volume_min_ratio) <= counts[i] <= np.ceil(median * b.volume_max_ratio), i
-    assert volume.row_bounds([900] * 30) == volume.RowBounds(450, 0.3, 3.0, 1.0, 1.0)
+    assert volume.row_bounds([900] * 30) == volume.RowBounds(450, 0.3, 3.0, 1.0, 1.0, 1)
 
 
 @pytest.fixture(scope="module")
