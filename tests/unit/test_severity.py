@@ -321,13 +321,23 @@ def test_a_new_category_in_a_tenth_of_a_percent_of_rows_is_scored_with_a_warning
         cols = features.feature_columns(spec)
         assert matrix[0, cols.index("dest__other")] == 1.0 and feats["rows"] == len(batch)
 
-        # The same warning the next day goes on in the day's result, not in another alert.
+        # The next day: the same new level (an episode going on: in the day's result, no new alert)
+        # and a temperature beyond the winter's plausible band (a new warning: an alert), scored.
         later = day + dt.timedelta(days=1)
-        lake.write_bytes(Path(ingestion.source_path(spec, later)),
-                         feed.generate_day(later, new_levels={"Z99": 1}).to_csv(index=False).encode())
+        warm = feed.generate_day(later, new_levels={"Z99": 1})
+        warm.loc[warm.index[3], "temp"] = spec.feature("temp").plausible_max + 8
+        lake.write_bytes(Path(ingestion.source_path(spec, later)), warm.to_csv(index=False).encode())
         ingestion.ingest(spec, later)
-        assert validation.validate_partition(spec, later, docs=False)["warned"] == 1
-        assert [a["details"]["ds"] for a in alerts.read_alerts(spec.name, "validation_warning")] == [day.isoformat()]
+        summary = validation.validate_partition(spec, later, docs=False)
+        temp_check = next(w for w in summary["warnings"] if w.startswith("temp within the plausible"))
+        assert summary["warned"] == 2
+        raised = alerts.read_alerts(spec.name, "validation_warning")
+        assert [(a["details"]["ds"], a["details"]["new"]) for a in raised] == [
+            (day.isoformat(), ["dest: categories never seen before (scored as unknown)"]), (later.isoformat(), [temp_check])]
+        scoring.materialize_features(spec, later)
+        scored = scoring.score_partition(spec, later, version=scoring.champion_info(spec)["version"],
+                                         airflow_run_id="pytest")
+        assert scored["rows"] == len(warm)
 
 
 def test_the_run_days_table_shows_warnings(data_dir, example_spec):
