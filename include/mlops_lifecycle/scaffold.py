@@ -135,6 +135,31 @@ def read_sample(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+# Words feeds write for a missing number. A CSV number column holding only these besides numbers
+# is declared as the source's null_values (what ingestion reads as missing), not refused.
+MISSING_MARKERS = {"na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", "#n/a", "missing", "unknown", "."}
+
+
+def missing_markers(frame: pd.DataFrame) -> list[str]:
+    """The words a CSV sample writes for a missing number: in a column that is at least 90 %
+    numbers, every other value must be one of :data:`MISSING_MARKERS` (any other text keeps the
+    column a problem the scaffolder names)."""
+    import pandas as pd
+
+    found: set[str] = set()
+    for c in frame.columns:
+        if not (pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c])):
+            continue
+        values = frame[c].dropna()
+        numbers = pd.to_numeric(values, errors="coerce")
+        if values.empty or numbers.isna().all() or numbers.notna().mean() < 0.9:
+            continue
+        words = {str(v) for v in values[numbers.isna()].unique()}
+        if words and all(w.strip().lower() in MISSING_MARKERS for w in words):
+            found |= words
+    return sorted(found)
+
+
 def _parse_times(series: pd.Series) -> pd.Series | None:
     """The column as datetimes if every non-null value is a date or timestamp, else None."""
     import pandas as pd
@@ -297,6 +322,11 @@ def _infer_column(series: pd.Series, days: pd.Series | None) -> _Column:
     values = series.dropna()
     out: dict[str, Any] = {"name": name}
     notes: list[str] = []
+    if values.empty and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        # A number column the sample never filled (a weather field a join has not reached yet):
+        # kept, since the daily files hold it; its values later are neither checked nor blocked.
+        spec = {"name": name, "type": "float", "nullable": True, "max_null_fraction": 1.0, "may_be_constant": True}
+        return _Column(name, "float", "EMPTY IN THE SAMPLE: every value null", spec)
     if values.empty:
         return _Column(name, None, "", problem="is empty (every value is null)")
     if nulls > 0 or not pd.api.types.is_bool_dtype(series):
@@ -629,6 +659,7 @@ class _Plan:
     slice_note: str
     excluded: list[str]
     warnings: list[str]
+    null_values: list[str] = field(default_factory=list)
 
 
 def render(plan: _Plan) -> str:
@@ -673,6 +704,9 @@ def render(plan: _Plan) -> str:
     add("source:")
     add("  kind: file")
     add(f'  path: "{{data_dir}}/landing/{plan.name}/{{ds}}.{plan.fmt}"')
+    if plan.null_values:
+        lines += _comment(f"The sample writes {plan.null_values} for a missing number: read as missing.", "  ")
+        add(f"  null_values: {_y(['', *plan.null_values])}")
     add("")
     lines += _comment(
         "A column that is unique and never null in the sample: identifies each row and its prediction."
@@ -904,7 +938,12 @@ def plan_spec(
                         f"{c} correlates {corr:.2f} with the target {target}: if it is only known after the label "
                         "(a part of it, say), drop it, or the model learns an answer it cannot have when it scores"
                     )
-        if "ONE VALUE IN THE SAMPLE" in col.note:
+        if "EMPTY IN THE SAMPLE" in col.note:
+            warnings.append(
+                f"{c} is null in every row of the sample: kept as a number feature that may be null and unchecked "
+                "(validation demands every column of the daily file); give it a range once it holds values"
+            )
+        elif "ONE VALUE IN THE SAMPLE" in col.note:
             warnings.append(
                 f"{c} holds one value only in the sample ({col.constant_value!r}): the model cannot learn from it "
                 "until it varies. It is kept (validation demands every column of the daily file), never checked for "
@@ -1147,6 +1186,12 @@ def new_model(
     folder = Path(specs_dir) if specs_dir else config.specs_dir()
     check_name(name, folder)
     frame = read_sample(sample)
+    markers = missing_markers(frame) if Path(sample).suffix.lower() == ".csv" else []
+    if markers:
+        import pandas as pd
+
+        # Read again as ingestion will with source.null_values: those words are missing values.
+        frame = pd.read_csv(sample, keep_default_na=False, na_values=["", *markers])
     plan = plan_spec(
         frame,
         name=name,
@@ -1158,6 +1203,7 @@ def new_model(
         owner=owner,
         description=description,
     )
+    plan.null_values = markers
     text = render(plan)
     target_path = folder / f"{name}.yaml"
     # Parse the rendered text with the spec's own schema before anything lands in the specs folder.

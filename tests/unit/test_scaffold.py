@@ -550,8 +550,12 @@ def test_text_like_n_a_in_a_csv_number_column_is_reported_as_text_not_as_nulls(t
     assert "units_sold_7d_avg has type float" in str(err.value)
     assert "the column holds text values like 'n/a'" in str(err.value) and "never null" not in str(err.value)
 
-    # The same text in the sample: the scaffolder says so instead of inferring a nullable column.
+    # The same word in the sample: a word for missing, so the scaffolded source declares it.
     history.loc[[3, 7], "units_sold_7d_avg"] = "n/a"
+    made = scaffold.new_model("shop_demand_na", _write(history, tmp_path / "na.csv"), "units_sold_next_day").spec
+    assert made.source.null_values == ["", "n/a"] and made.feature("units_sold_7d_avg").type == "float"
+    # Other text in a number column is still named, with the fix.
+    history.loc[[5], "units_sold_7d_avg"] = "twenty"
     with pytest.raises(scaffold.ScaffoldError, match=r"units_sold_7d_avg is a number column that holds text values "
-                                                     r"like \['n/a'\] in 2 row\(s\)"):
-        scaffold.new_model("shop_demand_na", _write(history, tmp_path / "na.csv"), "units_sold_next_day")
+                                                     r"like \['n/a', 'twenty'\] in 3 row\(s\)"):
+        scaffold.new_model("shop_demand_text", _write(history, tmp_path / "text.csv"), "units_sold_next_day")

@@ -357,3 +357,19 @@ def test_make_new_model_passes_exclude_to_the_cli():
                           f"VENV={sys.prefix}"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
     line = next(x for x in out.splitlines() if "new-model" in x and "--name" in x)
     assert re.search(r"--exclude \"?casual\"? --exclude \"?registered\"?", line), line
+
+
+def test_messy_columns_of_a_csv_feed_are_kept_not_refused(tmp_path, data_dir):
+    """A weather field the join never filled, and 'NA' written for a missing number: the spec
+    declares them (a nullable feature, source.null_values) instead of asking for hand edits."""
+    sample = feed.generate_days(WINTER, 4, rows=200)
+    sample["snow_cm"] = np.nan
+    sample["visibility"] = np.round(np.random.default_rng(1).uniform(1, 10, len(sample)), 1).astype(object)
+    sample.loc[sample.index[::50], "visibility"] = "NA"
+    sample.to_csv(tmp_path / "s.csv", index=False)
+    made = scaffold.new_model("flights", tmp_path / "s.csv", "delayed", specs_dir=tmp_path / "specs")
+    spec = made.spec
+    assert spec.source.null_values == ["", "NA"] and spec.feature("visibility").type == "float"
+    snow = spec.feature("snow_cm")
+    assert snow.type == "float" and snow.max_null_fraction == 1.0 and snow.min is None
+    assert any(w.startswith("snow_cm is null in every row of the sample") for w in made.warnings)
