@@ -11,6 +11,16 @@ is the single source of truth for what valid data looks like:
 - volume: at least ``min_rows``, and within ``volume_min_ratio``..``volume_max_ratio``
   of the median of recent validated days.
 
+Severities: each expectation carries GX's own ``severity``. A failed ``critical`` one blocks
+(the batch is quarantined, as below); a failed ``warning`` one is reported in the result's
+``warnings`` and the batch is validated and scored, with a ``validation_warning`` alert when
+the warning starts an episode. Blocking: schema, types, ids, event times, ``min_rows``, a
+volume collapse, values beyond ``min``/``max``, nulls beyond ``max_null_fraction``, unseen
+categories beyond ``max_unknown_fraction``. Warning: the plausible band, nulls beyond
+``warn_null_fraction``, unseen categories within their tolerated share, and, when the spec
+says so, a constant column and a volume spike. A spec without those fields blocks on every
+check.
+
 A failing batch is moved to the quarantine zone with its validation result and
 :class:`ValidationFailed` names every failed expectation with example bad values;
 nothing downstream runs. A batch that passes is written to the validated zone. The
