@@ -1142,7 +1142,11 @@ def check_sample(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
     frame[spec.event_time] = _parse_times(frame[spec.event_time])
     keep = [spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column]
     frame = frame[keep]
-    whole = validation.validate_frame(spec, frame)
+    whole_spec = spec
+    if not frame[spec.entity_id].is_unique:
+        # An id unique within each day only (--entity-id): the daily batches below check it.
+        whole_spec = spec.model_copy(update={"validation": spec.validation.model_copy(update={"unique_entity_id": False})})
+    whole = validation.validate_frame(whole_spec, frame)
     days = frame[spec.event_time].dt.date
     counts = days.value_counts().sort_index()
     hardest = _hardest_days(spec, frame, days)

@@ -373,3 +373,11 @@ def test_messy_columns_of_a_csv_feed_are_kept_not_refused(tmp_path, data_dir):
     snow = spec.feature("snow_cm")
     assert snow.type == "float" and snow.max_null_fraction == 1.0 and snow.min is None
     assert any(w.startswith("snow_cm is null in every row of the sample") for w in made.warnings)
+
+
+def test_an_id_unique_within_each_day_only_can_be_named(tmp_path, data_dir):
+    sample = feed.generate_days(WINTER, 3, rows=150)
+    sample["seq"] = sample.groupby(sample["departed_at"].dt.date).cumcount().map(lambda i: f"s{i:04d}")
+    sample.drop(columns=["flight_id"]).to_parquet(tmp_path / "s.parquet", index=False)
+    made = scaffold.new_model("flights", tmp_path / "s.parquet", "delayed", entity_id="seq", specs_dir=tmp_path / "specs")
+    assert made.spec.entity_id == "seq" and made.sample_check["success"]
