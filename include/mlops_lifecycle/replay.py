@@ -153,6 +153,11 @@ def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:
         v = lake.read_json(vpath)
         row["rows"] = v.get("rows")
         row["validation"] = "passed" if v.get("success") else f"FAILED ({v.get('failed')} checks)"
+        # A rejected re-delivery leaves the accepted batch's result as the report, with a
+        # pointer to the rejection: the latest attempt failed, whatever the kept batch did.
+        if rejected := v.get("rejected_redelivery"):
+            row["rows"], row["validation"] = rejected.get("rows"), f"FAILED ({rejected.get('failed')} checks)"
+            row["kept_earlier_batch"] = True
     dpath = lake.report_dir(spec.name, "drift", day) / "summary.json"
     row["drifted"] = False
     if dpath.exists():
@@ -161,7 +166,7 @@ def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:
     mpath = lake.partition_dir(spec.name, "predictions", day) / "manifest.json"
     if mpath.exists():
         row["scored_by"] = lake.read_json(mpath).get("model_version")
-    notes = []
+    notes = ["re-delivery rejected, the earlier validated batch kept"] if row.get("kept_earlier_batch") else []
     if result.tasks.get("trigger_first_training") == "success":
         notes.append("first training")
     if result.tasks.get("trigger_retraining") == "success":
