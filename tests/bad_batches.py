@@ -517,6 +517,23 @@ def fingerprint(spec: Any, *, except_day: dt.date | None = None) -> dict[str, st
     return out
 
 
+def changed_since(spec: Any, before: dict[str, str], *, except_day: dt.date) -> list[str]:
+    """What changed in the data folder since ``before`` (a :func:`fingerprint`): every file
+    that was there and now differs or is gone, the registry, and every new file that a
+    rejection may not add. A rejection may add files of the day itself, a new alert record
+    (alerts are keyed by the Airflow run, not by the day) and, on the first run that renders
+    Data Docs, the site's static assets and the results store's marker file."""
+    after = fingerprint(spec, except_day=except_day)
+    out = [f"changed or gone: {k}" for k, v in before.items() if after.get(k) != v]
+    for key in sorted(after.keys() - before.keys()):
+        parts = Path(key).parts
+        if (parts[:4] == ("lake", spec.name, "events", "alerts") or parts[:3] == ("data_docs", spec.name, "static")
+                or parts[-1] == ".ge_store_backend_id"):
+            continue
+        out.append(f"new: {key}")
+    return sorted(out)
+
+
 def downstream_of(spec: Any, day: dt.date) -> dict[str, bool]:
     """Which zones hold anything for the day past validation (all must be False)."""
     from mlops_lifecycle import lake
