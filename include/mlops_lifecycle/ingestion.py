@@ -204,7 +204,7 @@ def landing_root(spec: ModelSpec, source: FileSourceSpec | None = None) -> str:
     parts = marked.split("/")
     cut = next((i for i, part in enumerate(parts) if _DAY_MARK in part or any(c in part for c in "*?[")),
                len(parts) - 1)
-    return "/".join(parts[:cut]) or "/"
+    return "/".join(parts[:cut]) or ("/" if marked.startswith("/") else ".")
 
 
 def _local_entry(path: str, root: str) -> dict[str, Any] | None:
@@ -597,17 +597,19 @@ def _read_csv(spec: ModelSpec, source: FileSourceSpec, path: str, data: bytes, w
     if expected & {str(c) for c in frame.columns}:
         # A file with none of the spec's columns is not this model's batch at all:
         # validation says so, which helps more than a count of fields per line.
-        _check_csv_rows(path, text, delimiter)
+        _check_csv_rows(path, text, delimiter, padded=bool(len(frame.columns)) and bool(frame.iloc[:, -1].isna().any()))
     return frame
 
 
-def _check_csv_rows(path: str, text: str, delimiter: str) -> None:
+def _check_csv_rows(path: str, text: str, delimiter: str, *, padded: bool = True) -> None:
     """Every row has the header's number of fields, and the header names each column once.
 
     pandas fills a short row with nulls and renames a repeated header name to ``name.1``:
     a file cut off mid-row (a truncated transfer) or a row that lost its delimiters would
     pass as missing values, and a duplicated column would be reported as an unknown one.
-    The csv module re-reads the text with the same quoting rules (C speed).
+    The csv module re-reads the text with the same quoting rules (C speed). A short row
+    leaves the last column null, so with ``padded`` False (no null there) only the header
+    is read: the common case costs nothing.
     """
     import csv
     import io
@@ -623,6 +625,8 @@ def _check_csv_rows(path: str, text: str, delimiter: str) -> None:
             check="csv_header", description="the CSV header names each column once", examples=header[:12],
         )
     width = len(header)
+    if not padded:
+        return
     for row in rows:
         if row and len(row) < width:
             line_no = rows.line_num
