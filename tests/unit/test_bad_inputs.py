@@ -438,3 +438,28 @@ def test_an_unreadable_redelivery_keeps_the_day_and_a_good_one_replaces_it(small
     assert not lake.redelivery_file(spec.name, day2).exists()
     report = _report(spec, day2)
     assert report["rows"] == passed["rows"] and report["redelivery"] is True and "rejected_redelivery" not in report
+
+
+# ---- a validated day edited afterwards ----------------------------------------------------------------
+
+
+def test_a_validated_day_edited_afterwards_is_caught_by_the_training_windows_validation(small_spec):
+    """Validation judged the day; someone then rewrote its validated file (negative distances
+    on some rows). The training window is validated again before anything trains on it, so
+    the edit stops the training with the check named, and no model is fitted."""
+    from mlops_lifecycle import lake, training, validation
+
+    days = [dt.date(2026, 6, 10) + dt.timedelta(days=i) for i in range(4)]
+    for day in days:
+        _land(small_spec, day)
+    edited = lake.data_file(small_spec.name, "validated", days[1])
+    frame = pd.read_parquet(edited)
+    frame.loc[frame.index[[2, 3]], "distance_km"] = -40.0
+    lake.write_parquet(edited, frame)
+
+    window = training.assemble_window(small_spec, days[-1])
+    with pytest.raises(validation.ValidationFailed) as raised:
+        validation.validate_training_set(small_spec, window["path"])
+    message = str(raised.value)
+    assert "training set" in message and "distance_km within [0.0, 400.0]" in message and "-40.0" in message
+    assert lake.read_json(lake.training_dir(small_spec.name, days[-1]) / "validation.json")["success"] is False
