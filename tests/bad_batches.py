@@ -10,6 +10,7 @@ example values the error must show.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import io
 from collections.abc import Callable
@@ -32,8 +33,12 @@ class BadBatch:
 
     ``make(clean_frame)`` returns the delivered content: a DataFrame (written in the
     source's format) or raw bytes (written as they are); None means nothing arrives.
-    ``check`` is the id of the check that must fail (a GX expectation type or a reader
-    check of :mod:`mlops_lifecycle.ingestion`); ``shows`` are strings the error must contain.
+    ``place(path, clean_frame)``, when given, puts something at the day's path instead
+    (a directory, a symbolic link, a FIFO). ``check`` is the id of the check that must
+    fail (a GX expectation type or a reader check of :mod:`mlops_lifecycle.ingestion`);
+    ``shows`` are strings the error must contain. ``kept`` says whether the rejected
+    bytes are copied to quarantine (not for a link out of the landing root, a directory
+    or a FIFO: there, only the record).
     """
 
     kind: str
@@ -43,6 +48,8 @@ class BadBatch:
     fmt: str = "parquet"
     stage: str = "validate"  # where it is caught: "ingest" (reader), "validate" (GX) or "wait" (sensor)
     extra: dict[str, Any] = field(default_factory=dict)
+    place: Callable[[Path, pd.DataFrame], None] | None = None
+    kept: bool = True
 
 
 def _set(frame: pd.DataFrame, column: str, rows: slice | list[int], value: Any, *, as_object: bool = False) -> pd.DataFrame:
@@ -85,6 +92,98 @@ def _latin1(frame: pd.DataFrame) -> bytes:
     out = frame.copy()
     out.loc[out.index[3:6], "delivery_region"] = "Zürich"
     return _csv(out, encoding="latin-1")
+
+
+def _cut_mid_row(frame: pd.DataFrame) -> bytes:
+    """A CSV transfer that stopped inside a row, 60% of the way through."""
+    data = _csv(frame)
+    start = data.index(b"\n", len(data) * 3 // 5) + 1
+    return data[: start + 20]  # inside the row's second field
+
+
+def _nul_bytes(frame: pd.DataFrame) -> bytes:
+    lines = _csv(frame).split(b"\n")
+    lines[150] = lines[150][:30] + b"\x00\x00" + lines[150][30:]
+    return b"\n".join(lines)
+
+
+def _header(frame: pd.DataFrame, old: str, new: str) -> bytes:
+    """CSV whose header line writes ``old`` as ``new`` (the rows are unchanged)."""
+    head, _, rows = _csv(frame).partition(b"\n")
+    names = head.decode().split(",")
+    names[names.index(old)] = new
+    return (",".join(names) + "\n").encode() + rows
+
+
+def _text(frame: pd.DataFrame, column: str, rows: Any, values: list[str]) -> pd.DataFrame:
+    """The column as text with some rows replaced (cycling through ``values``)."""
+    out = frame.copy()
+    out[column] = out[column].astype(str)
+    index = out.index[rows]
+    out.loc[index, column] = [values[i % len(values)] for i in range(len(index))]
+    return out
+
+
+def _int_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ids written as numbers: a feed that dropped the prefix (6420 for "20260401-006420")."""
+    return frame.assign(package_id=np.arange(6420, 6420 + len(frame), dtype="int64"))
+
+
+def _mixed_zones(frame: pd.DataFrame) -> bytes:
+    out = frame.copy()
+    times = out["dispatched_at"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    out["dispatched_at"] = [t + "+02:00" if i % 2 else t for i, t in enumerate(times)]
+    return _csv(out)
+
+
+def _concatenated(frame: pd.DataFrame) -> bytes:
+    """Two exports appended: the second one's header sits in the middle of the rows."""
+    half = len(frame) // 2
+    return _csv(frame.iloc[:half]) + _csv(frame.iloc[half:])
+
+
+def _make_dir(path: Path, clean: pd.DataFrame) -> None:
+    path.mkdir(parents=True)
+    (path / "part-00000.parquet").write_bytes(_parquet(clean))
+
+
+def _make_fifo(path: Path, clean: pd.DataFrame) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+
+def _link_to(target: Callable[[Path, pd.DataFrame], Path]) -> Callable[[Path, pd.DataFrame], None]:
+    def place(path: Path, clean: pd.DataFrame) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target(path, clean))
+    return place
+
+
+def _outside_landing(path: Path, clean: pd.DataFrame) -> Path:
+    """A good batch of the day, written outside the landing root (another feed's folder)."""
+    from mlops_lifecycle import config
+
+    other = config.data_dir() / "elsewhere" / path.name
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_bytes(_parquet(clean))
+    return other
+
+
+def _other_days_validated(path: Path, clean: pd.DataFrame) -> Path:
+    """The lake's validated file of an earlier day (another zone of the data folder)."""
+    from mlops_lifecycle import config
+
+    return sorted((config.data_dir() / "lake").glob("*/validated/ds=*/data.parquet"))[0]
+
+
+def _inside_landing(path: Path, clean: pd.DataFrame) -> Path:
+    """The day's good batch in an archive folder under the landing root."""
+    archived = path.parent / "archive" / path.name
+    archived.parent.mkdir(parents=True, exist_ok=True)
+    archived.write_bytes(_parquet(clean))
+    return archived
 
 
 KINDS: list[BadBatch] = [
@@ -152,8 +251,149 @@ KINDS: list[BadBatch] = [
     BadBatch("dates_outside_partition",
              lambda f: f.assign(dispatched_at=f["dispatched_at"] + pd.Timedelta(days=1)),
              "expect_column_values_to_be_between", ("event times inside the partition",)),
+    # ---- more that is not data, or not the declared format (issue 15) ----
+    BadBatch("utf16_without_bom_csv", lambda f: _csv(f, encoding="utf-16-le"), "csv_text",
+             ("NUL bytes", "UTF-16 without a byte-order mark"), fmt="csv", stage="ingest"),
+    BadBatch("whitespace_only_csv", lambda f: b"  \n\t\n   \n", "source_not_empty", ("no CSV header and no rows",),
+             fmt="csv", stage="ingest"),
+    BadBatch("whitespace_only_parquet", lambda f: b"  \n\t\n   \n", "parquet_format", ("blank text",),
+             stage="ingest"),
+    BadBatch("truncated_csv", _cut_mid_row, "csv_parse", ("field(s), the header has 10", "cut short"), fmt="csv",
+             stage="ingest"),
+    BadBatch("gzip_named_csv", lambda f: gzip.compress(_csv(f)), "csv_text", ("gzip-compressed",), fmt="csv",
+             stage="ingest"),
+    BadBatch("parquet_named_csv", _parquet, "csv_text", ("a Parquet file",), fmt="csv", stage="ingest"),
+    BadBatch("nul_bytes_in_csv", _nul_bytes, "csv_text", ("NUL bytes", "line 151"), fmt="csv", stage="ingest"),
+    BadBatch("json_instead_of_parquet", lambda f: b'{"error": "quota exceeded", "rows": []}', "parquet_format",
+             ("JSON text",), stage="ingest"),
+    BadBatch("duplicated_column_csv", lambda f: _header(f, "traffic_index", "distance_km"), "csv_header",
+             ("['distance_km'] more than once",), fmt="csv", stage="ingest"),
+    BadBatch("directory_instead_of_file", lambda f: None, "source_is_file", ("a directory, not a file",
+             "part-00000.parquet"), stage="ingest", place=_make_dir, kept=False),
+    BadBatch("fifo_instead_of_file", lambda f: None, "source_is_file", ("not a regular file",), stage="ingest",
+             place=_make_fifo, kept=False),
+    BadBatch("symlink_to_system_file", lambda f: None, "source_symlink", ("symbolic link to /etc/passwd",
+             "outside the landing root"), stage="ingest", place=_link_to(lambda p, f: Path("/etc/passwd")), kept=False),
+    BadBatch("symlink_out_of_landing_root", lambda f: None, "source_symlink", ("outside the landing root",
+             "elsewhere"), stage="ingest", place=_link_to(_outside_landing), kept=False),
+    BadBatch("symlink_into_the_lake", lambda f: None, "source_symlink", ("outside the landing root", "validated"),
+             stage="ingest", place=_link_to(_other_days_validated), kept=False),
+    # ---- readable, but wrong (issue 15) ----
+    BadBatch("header_with_trailing_space_csv", lambda f: _header(f, "distance_km", "distance_km "),
+             "expect_table_columns_to_match_set", ("'distance_km ' is 'distance_km'",), fmt="csv"),
+    BadBatch("html_error_page_as_csv", lambda f: b"<html><body><h1>502 Bad Gateway</h1></body></html>\n",
+             "expect_table_columns_to_match_set", ("none of the 10 columns",), fmt="csv"),
+    BadBatch("concatenated_csv_exports", _concatenated, "expect_column_values_to_be_in_type_list",
+             ("'distance_km'",), fmt="csv"),
+    BadBatch("label_absent", lambda f: f.drop(columns=["is_late"]), "expect_table_columns_to_match_set",
+             ("missing ['is_late']",)),
+    BadBatch("fractional_int", lambda f: _set(f, "drivers_available", [3, 7, 11], 12.5),
+             "expect_column_values_to_be_whole_numbers", ("drivers_available holds whole numbers", "12.5")),
+    BadBatch("fractional_int_csv", lambda f: _csv(_set(f, "drivers_available", [4], 40.25)),
+             "expect_column_values_to_be_whole_numbers", ("40.25",), fmt="csv"),
+    BadBatch("yes_no_in_int_column", lambda f: _csv(_text(f, "drivers_available", [2, 5], ["Yes", "No"])),
+             "expect_column_values_to_be_in_type_list", ("'Yes'", "drivers_available"), fmt="csv"),
+    BadBatch("bool_in_number_column", lambda f: f.assign(traffic_index=f["traffic_index"] > 30),
+             "expect_column_values_to_be_in_type_list", ("traffic_index has type float", "bool")),
+    BadBatch("thousands_separators_csv", lambda f: _csv(_text(f, "distance_km", [1, 8], ["1,250.5", "2,004"])),
+             "expect_column_values_to_be_in_type_list", ("'1,250.5'", "thousands separator"), fmt="csv"),
+    BadBatch("decimal_commas_csv", lambda f: _csv(_text(f, "distance_km", slice(None), ["12,5", "7,25"])),
+             "expect_column_values_to_be_in_type_list", ("'12,5'", "decimal comma"), fmt="csv"),
+    BadBatch("nan_text_csv", lambda f: _csv(_text(f, "traffic_index", [6, 9], ["NaN"])),
+             "expect_column_values_to_be_in_type_list", ("'NaN'", "source.null_values"), fmt="csv"),
+    BadBatch("nan_text_parquet", lambda f: _text(f, "traffic_index", [6, 9], ["NaN"]),
+             "expect_column_values_to_be_in_type_list", ("'NaN'",)),
+    BadBatch("all_null_column", lambda f: f.assign(traffic_index=np.nan), "expect_column_values_to_not_be_null",
+             ("traffic_index never null",)),
+    BadBatch("null_share_over_its_limit", lambda f: _set(f, "warehouse_workload", slice(0, ROWS // 3), np.nan),
+             "expect_column_values_to_not_be_null", ("warehouse_workload at most 5% null",)),
+    BadBatch("blank_category_csv", lambda f: _csv(_set(f, "weather", [0, 4], "")),
+             "expect_column_values_to_not_be_null", ("weather never null",), fmt="csv"),
+    BadBatch("category_case", lambda f: f.assign(weather=f["weather"].str.capitalize()),
+             "expect_column_values_to_be_in_set", ("differ from declared ones only in case",)),
+    BadBatch("category_padding", lambda f: f.assign(weather=" " + f["weather"] + " "),
+             "expect_column_values_to_be_in_set", ("only in case or surrounding spaces",)),
+    BadBatch("category_as_codes_csv",
+             lambda f: _csv(f.assign(weather=f["weather"].map({c: i for i, c in enumerate(sorted(set(f["weather"])))}))),
+             "expect_column_values_to_be_in_type_list", ("weather has type category", "int64"), fmt="csv"),
+    BadBatch("numbers_among_categories_csv", lambda f: _csv(_set(f, "weather", slice(0, ROWS // 3), "3")),
+             "expect_column_values_to_be_in_set", ("'3'", "codes instead of names"), fmt="csv"),
+    BadBatch("integer_ids_csv", lambda f: _csv(_int_ids(f)), "expect_column_values_to_be_in_type_list",
+             ("entity id package_id has type string", "6420"), fmt="csv"),
+    BadBatch("integer_ids_parquet", _int_ids, "expect_column_values_to_be_in_type_list",
+             ("entity id package_id has type string", "6420")),
+    BadBatch("float_ids", lambda f: _int_ids(f).astype({"package_id": "float64"}),
+             "expect_column_values_to_be_in_type_list", ("entity id package_id has type string", "6420.0")),
+    BadBatch("label_yes_no_csv", lambda f: _csv(f.assign(is_late=f["is_late"].map({0: "No", 1: "Yes"}))),
+             "expect_column_values_to_be_in_set", ("is_late is 0 or 1", "'Yes'"), fmt="csv"),
+    BadBatch("label_all_empty", lambda f: f.assign(is_late=np.nan), "expect_column_values_to_not_be_null",
+             ("label is_late present on most rows",)),
+    BadBatch("label_probabilities", lambda f: f.assign(is_late=np.round(f["is_late"] * 0.6 + 0.2, 2)),
+             "expect_column_values_to_be_in_set", ("is_late is 0 or 1",)),
+    BadBatch("times_partly_from_another_day",
+             lambda f: _set(f, "dispatched_at", slice(0, ROWS // 10), f["dispatched_at"].iloc[0] - pd.Timedelta(days=1)),
+             "expect_column_values_to_be_between", ("event times inside the partition",)),
+    BadBatch("mixed_time_zones_csv", _mixed_zones, "expect_column_values_to_be_in_type_list",
+             ("mixes times with a time zone and times without one",), fmt="csv"),
+    BadBatch("out_of_range_dates_csv", lambda f: _csv(_text(f, "dispatched_at", [3, 4], ["2300-01-01 00:00:00"])),
+             "expect_column_values_to_be_in_type_list", ("2300-01-01",), fmt="csv"),
+    BadBatch("epoch_dates", lambda f: _set(f, "dispatched_at", [0, 1, 2], pd.Timestamp(0)),
+             "expect_column_values_to_be_between", ("event times inside the partition", "1970-01-01")),
+    BadBatch("epoch_numbers", lambda f: f.assign(dispatched_at=f["dispatched_at"].astype("int64") // 10**9),
+             "expect_column_values_to_be_in_type_list", ("dispatched_at is a timestamp", "int64")),
+    BadBatch("year_typo", lambda f: _set(f, "dispatched_at", [5], f["dispatched_at"].iloc[5] + pd.DateOffset(years=36)),
+             "expect_column_values_to_be_between", ("event times inside the partition", "2062")),
     # ---- nothing at all: the sensor waits, then fails saying what it waited for ----
     BadBatch("missing_partition", lambda f: None, "source_present", ("never arrived", "no file at"), stage="wait"),
+]
+
+# Two hundred megabytes of rows, written in the test, refused from its size (source.max_bytes):
+# its own test measures the worker's peak memory while it is rejected.
+OVERSIZED = BadBatch("oversized_200mb_csv", lambda f: None, "source_size", ("source.max_bytes", "refused from its size"),
+                     fmt="csv", stage="ingest")
+OVERSIZED_BYTES = 200 * 1024 * 1024
+
+
+def write_oversized(path: Path, clean: pd.DataFrame, size: int = OVERSIZED_BYTES) -> int:
+    """A CSV of ``size`` bytes (the clean day's rows repeated), written a block at a time."""
+    block = _csv(clean).partition(b"\n")[2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(path, "wb") as fh:
+        written += fh.write(_csv(clean.iloc[:0]))
+        while written < size:
+            written += fh.write(block[: size - written])
+    return written
+
+
+@dataclass(frozen=True)
+class GoodBatch:
+    """A batch that looks odd but is valid: it must be accepted (and, with ``drifts``, the
+    drift check must flag those columns against the champion's reference)."""
+
+    kind: str
+    make: Callable[[pd.DataFrame], pd.DataFrame | bytes]
+    fmt: str = "parquet"
+    place: Callable[[Path, pd.DataFrame], None] | None = None
+    drifts: tuple[str, ...] = ()
+
+
+ACCEPTED: list[GoodBatch] = [
+    GoodBatch("reversed_column_order", lambda f: f[list(reversed(f.columns))]),
+    GoodBatch("reversed_column_order_csv", lambda f: _csv(f[list(reversed(f.columns))]), fmt="csv"),
+    GoodBatch("crlf_csv", lambda f: _csv(f, lineterminator="\r\n"), fmt="csv"),
+    GoodBatch("utf8_bom_csv", lambda f: _csv(f, encoding="utf-8-sig"), fmt="csv"),
+    GoodBatch("int_column_with_nulls_read_as_float", lambda f: _set(f, "drivers_available", [2, 9], np.nan)),
+    GoodBatch("int_column_with_nulls_csv", lambda f: _csv(_set(f, "drivers_available", [2, 9], np.nan)), fmt="csv"),
+    GoodBatch("event_time_offsets_csv", lambda f: _csv(f.assign(dispatched_at=f["dispatched_at"].dt.tz_localize("UTC")
+                                                               .dt.tz_convert("Europe/Berlin")
+                                                               .map(pd.Timestamp.isoformat))), fmt="csv"),
+    GoodBatch("symlink_inside_landing_root", lambda f: b"", place=_link_to(_inside_landing)),
+    GoodBatch("unit_change_km_to_miles", lambda f: f.assign(distance_km=np.round(f["distance_km"] * 0.621, 2)),
+              drifts=("distance_km",)),
+    GoodBatch("collapsed_categories", lambda f: f.assign(weather=np.where(f["weather"].isin(["rain", "snow", "storm"]),
+                                                                          "cloudy", f["weather"])),
+              drifts=("weather",)),
 ]
 
 
@@ -179,7 +419,7 @@ def isolated_stores(base: Path) -> Any:
 
 
 def kind(name: str) -> BadBatch:
-    return next(k for k in KINDS if k.kind == name)
+    return next(k for k in [*KINDS, OVERSIZED] if k.kind == name)
 
 
 def csv_variant(spec: Any) -> Any:
@@ -188,14 +428,22 @@ def csv_variant(spec: Any) -> Any:
     return spec.model_copy(update={"source": spec.source.model_copy(update={"path": path, "format": "csv"})})
 
 
-def deliver(spec: Any, bad: BadBatch, day: dt.date, clean: pd.DataFrame) -> Path | None:
-    """Write the broken batch where the spec's source expects the day's file."""
+def deliver(spec: Any, bad: BadBatch | GoodBatch, day: dt.date, clean: pd.DataFrame) -> Path | None:
+    """Write the broken batch where the spec's source expects the day's file (or place
+    what its ``place`` puts there)."""
+    import shutil
+
     from mlops_lifecycle import ingestion, lake
 
     path = Path(ingestion.source_path(spec, day))
-    content = bad.make(clean)
-    if path.exists():
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.is_symlink() or path.exists():
         path.unlink()
+    if bad.place is not None:
+        bad.place(path, clean)
+        return path
+    content = bad.make(clean)
     if content is None:
         return None
     if isinstance(content, pd.DataFrame):
@@ -207,9 +455,9 @@ def deliver(spec: Any, bad: BadBatch, day: dt.date, clean: pd.DataFrame) -> Path
 # ---- the lake a bad batch must not touch -----------------------------------------------
 
 
-def build_lake_with_champion(spec: Any, history: list[dt.date], *, rows: int = ROWS) -> dict[str, Any]:
-    """History validated, a champion trained and promoted, the last history day scored:
-    everything a bad batch could damage."""
+def build_lake_with_champion(spec: Any, history: list[dt.date], *, rows: int = ROWS, docs: bool = False) -> dict[str, Any]:
+    """History validated (with ``docs``, into the Data Docs site too), a champion trained
+    and promoted, the last history day scored: everything a bad batch could damage."""
     from mlops_lifecycle import ingestion, scoring, training, validation
     from mlops_lifecycle.examples import late_delivery
 
@@ -217,7 +465,7 @@ def build_lake_with_champion(spec: Any, history: list[dt.date], *, rows: int = R
     late_delivery.write_landing(template, history, rows=rows)
     for day in history:
         ingestion.ingest(spec, day)
-        validation.validate_partition(spec, day, docs=False)
+        validation.validate_partition(spec, day, docs=docs)
     window = training.assemble_window(spec, history[-1])
     trained = training.train_and_register(spec, window, trigger={"reason": "test", "by": "pytest"})
     decision = training.compare_and_promote(spec, trained, actor="pytest")
@@ -241,22 +489,49 @@ def registry_state(spec: Any) -> dict[str, Any]:
 
 
 def fingerprint(spec: Any, *, except_day: dt.date | None = None) -> dict[str, str]:
-    """sha256 of every file a reader of the model's lake can see (hidden temporary names
-    are not part of it; the given day's own partitions and the append-only events are
-    left out) plus the registry's aliases and versions."""
-    from mlops_lifecycle import lake
+    """sha256 of every file in the whole data folder: every zone of every model's lake, the
+    landing files, the Data Docs site and its results store, and the MLflow store (its
+    SQLite file and artifacts), plus the registry's aliases and versions.
 
-    base = lake.root() / spec.name
-    skip = f"ds={except_day.isoformat()}" if except_day else None
+    Left out: what belongs to ``except_day`` itself (any path naming that date: its
+    partitions, its landing file, its Data Docs page and result, its run's alerts), the
+    two site-wide Data Docs pages every validation rewrites (the index, which lists every
+    validation, and the suite's page, which shows the suite of the latest run with its
+    day's partition and volume bounds), and the lake's hidden names of folder swaps in
+    progress. Symbolic links are not followed.
+    """
+    from mlops_lifecycle import config, lake
+
+    base = config.data_dir()
+    day = except_day.isoformat() if except_day else None
+    site = lake.data_docs_dir() / spec.name
+    rewritten = {site / "index.html", site / "expectations" / spec.name / "batch.html"}
     out: dict[str, str] = {}
     for path in sorted(base.rglob("*")):
         rel = path.relative_to(base)
-        hidden = any(part.startswith(".") for part in rel.parts)
-        if not path.is_file() or hidden or rel.parts[0] == "events" or (skip and skip in rel.parts):
+        swapping = any(lake._SIDE.match(part) for part in rel.parts)
+        if path.is_symlink() or not path.is_file() or swapping or path in rewritten or (day and day in str(rel)):
             continue
         out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
     out["<registry>"] = repr(registry_state(spec))
     return out
+
+
+def changed_since(spec: Any, before: dict[str, str], *, except_day: dt.date) -> list[str]:
+    """What changed in the data folder since ``before`` (a :func:`fingerprint`): every file
+    that was there and now differs or is gone, the registry, and every new file that a
+    rejection may not add. A rejection may add files of the day itself, a new alert record
+    (alerts are keyed by the Airflow run, not by the day) and, on the first run that renders
+    Data Docs, the site's static assets and the results store's marker file."""
+    after = fingerprint(spec, except_day=except_day)
+    out = [f"changed or gone: {k}" for k, v in before.items() if after.get(k) != v]
+    for key in sorted(after.keys() - before.keys()):
+        parts = Path(key).parts
+        if (parts[:4] == ("lake", spec.name, "events", "alerts") or parts[:3] == ("data_docs", spec.name, "static")
+                or parts[-1] == ".ge_store_backend_id"):
+            continue
+        out.append(f"new: {key}")
+    return sorted(out)
 
 
 def downstream_of(spec: Any, day: dt.date) -> dict[str, bool]:

@@ -20,6 +20,19 @@ they are quarantined with a validation result that names the failed check and sh
 what was found instead (an empty file, a truncated Parquet file, a PNG image, UTF-16
 text, a CSV split by ``;``...).
 
+Landing files are taken as they are only when they are what they claim to be. On a local
+disk (a path or ``file://``) the day's file must be a regular file: a directory there is
+refused as "a directory, not a file" (a Spark-style folder of part files is read through a
+glob of its files instead), and so is a FIFO or a device. Symbolic links are followed only
+inside the *landing root*, the fixed folder of ``source.path`` before its first part that
+names the day or holds a glob (``{data_dir}/landing/{model}`` for
+``{data_dir}/landing/{model}/{ds}.parquet``): a link to a file under it is read like the
+file, a link that leads anywhere else (``/etc/passwd``, another feed, another model's lake)
+is refused unread, and its quarantine record names the link and where it leads but copies
+nothing. A file larger than ``source.max_bytes`` is refused from its size, before a byte is
+read. A rejected file's copy in quarantine is made from the bytes that were judged (never
+by opening the path again) and keeps the source file's permissions at most.
+
 Why the CSV dialect is declared, not sniffed: the spec is the contract with the
 upstream feed. Guessing an encoding can turn ``Zürich`` into ``ZÃ¼rich`` and still
 "succeed", and delimiter sniffers misfire on quoted text and one-column files, so
@@ -34,7 +47,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +94,13 @@ class SourceUnreadable(ValueError):
     """The day's file exists but cannot be read as the declared format.
 
     ``check`` names the failed check (``source_not_empty``, ``parquet_format``,
-    ``csv_encoding``, ``csv_delimiter``, ``csv_text``, ``csv_parse``,
-    ``source_files_match``); ``examples`` shows what was found instead. ``source_name``,
-    ``local_path`` and ``data`` say which file it was and hold its bytes for quarantine.
+    ``csv_encoding``, ``csv_delimiter``, ``csv_text``, ``csv_parse``, ``csv_header``,
+    ``source_files_match``, ``source_is_file``, ``source_symlink``, ``source_size``);
+    ``examples`` shows what was found instead. ``source_name`` says which file it was;
+    ``data`` holds the bytes that were judged, or ``local_path`` names a vetted local file
+    to copy (a file refused from its size); neither is set when nothing may be copied (a
+    link out of the landing root, a directory). ``source_mode`` is the file's permission
+    bits, the most the quarantine copy may have.
     """
 
     def __init__(self, message: str, *, check: str = "readable_source", description: str | None = None,
@@ -93,6 +112,7 @@ class SourceUnreadable(ValueError):
         self.source_name: str | None = None
         self.local_path: Path | None = None
         self.data: bytes | None = None
+        self.source_mode: int | None = None
 
 
 def source_path(spec: ModelSpec, ds: str | dt.date, source: SourceSpec | None = None) -> str:
@@ -171,10 +191,58 @@ def _display(fs: Any, path: str) -> str:
     return path if _is_local(fs) else fs.unstrip_protocol(path)
 
 
-def _source_files(spec: ModelSpec, source: FileSourceSpec, ds: str | dt.date) -> tuple[str, Any, dict[str, int]]:
-    """The resolved template, its filesystem, and the files there now: path -> bytes, in name order."""
+_DAY_MARK = "\x00day\x00"
+
+
+def landing_root(spec: ModelSpec, source: FileSourceSpec | None = None) -> str:
+    """The landing root of a file source: the resolved ``source.path`` up to (not
+    including) its first part that names the day (``{ds}``, ``{ds_nodash}``) or holds a
+    glob. Symbolic links are followed only to files under it (see the module docstring).
+    """
+    source = source or spec.source
+    marked = source.path.format(ds=_DAY_MARK, ds_nodash=_DAY_MARK, model=spec.name, data_dir=config.data_dir())
+    parts = marked.split("/")
+    cut = next((i for i, part in enumerate(parts) if _DAY_MARK in part or any(c in part for c in "*?[")),
+               len(parts) - 1)
+    return "/".join(parts[:cut]) or ("/" if marked.startswith("/") else ".")
+
+
+def _local_entry(path: str, root: str) -> dict[str, Any] | None:
+    """What is at a local path, judged against the landing root (both resolved, so a root
+    reached through a link, like a mount point, is fine): ``{"size", "real", "mode"}`` for
+    a regular file under the root; ``{"problem": ...}`` for anything that must not be read;
+    None when nothing is there (or a link under the root whose target is not there yet)."""
+    if not os.path.lexists(path):
+        return None
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, root]) != root:
+        return {"problem": "outside", "target": real, "size": 0}
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return {"problem": "directory", "size": 0, "real": real}
+    if not stat.S_ISREG(st.st_mode):
+        return {"problem": "special", "size": 0, "real": real}
+    return {"size": st.st_size, "real": real, "mode": stat.S_IMODE(st.st_mode)}
+
+
+def _source_files(spec: ModelSpec, source: FileSourceSpec,
+                  ds: str | dt.date) -> tuple[str, Any, dict[str, dict[str, Any]]]:
+    """The resolved template, its filesystem, and what is there now, in name order:
+    path -> ``{"size"}`` (plus ``real`` and ``mode`` on a local disk), or ``{"problem"}``
+    for an entry that is there but must not be read (a directory, a link out of the
+    landing root, a FIFO or device): those are reported by :func:`_read_files`, never
+    skipped as if nothing had arrived."""
     location = source_path(spec, ds, source)
     fs, path = _filesystem(source, location)
+    if _is_local(fs):
+        _, root = _filesystem(source, landing_root(spec, source))
+        root = os.path.realpath(root)
+        names = sorted(fs.glob(path)) if source.is_glob else [path]
+        entries = {p: _local_entry(p, root) for p in names}
+        return location, fs, {p: e for p, e in entries.items() if e is not None}
     if source.is_glob:
         found = fs.glob(path, detail=True)
     else:
@@ -182,8 +250,53 @@ def _source_files(spec: ModelSpec, source: FileSourceSpec, ds: str | dt.date) ->
             found = {path: fs.info(path)}
         except FileNotFoundError:
             found = {}
-    files = {p: int(info.get("size") or 0) for p, info in sorted(found.items()) if info.get("type") != "directory"}
+    files = {p: ({"problem": "directory", "size": 0} if info.get("type") == "directory"
+                 else {"size": int(info.get("size") or 0)}) for p, info in sorted(found.items())}
     return location, fs, files
+
+
+def _refusal(spec: ModelSpec, source: FileSourceSpec, name: str, entry: dict[str, Any]) -> SourceUnreadable:
+    """The error for an entry that is there but must not be read."""
+    problem = entry["problem"]
+    if problem == "outside":
+        root = landing_root(spec, source)
+        return SourceUnreadable(
+            f"{name} is a symbolic link to {entry['target']}, outside the landing root {root}: links are followed "
+            "only to files under that folder, so it was refused unread (and nothing of it was copied). Deliver the "
+            "file itself, or a link to a file under the landing root",
+            check="source_symlink", description="the source file is a file under the landing root (no link out of it)",
+            examples=[f"{name} -> {entry['target']}"],
+        )
+    if problem == "directory":
+        hint = ""
+        real = entry.get("real")
+        if real:
+            inside = sorted(os.listdir(real))[:3]
+            if inside:
+                hint = (f" It holds {', '.join(inside)}...: if it is a folder of part files (Spark, Hive), point "
+                        "source.path at a glob of them (e.g. .../{ds}.parquet/*.parquet)")
+        return SourceUnreadable(
+            f"{name} is a directory, not a file.{hint}", check="source_is_file",
+            description="the source is a regular file", examples=[f"{name}/ (a directory)"],
+        )
+    return SourceUnreadable(
+        f"{name} is not a regular file (a FIFO, socket or device): refused unread", check="source_is_file",
+        description="the source is a regular file", examples=[name],
+    )
+
+
+def _human(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def _read_local(real: str) -> bytes:
+    """The bytes of a vetted local file, opened without following a link put there since."""
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
 
 
 # ---- SQL queries and Python callables ----------------------------------------------------
@@ -264,9 +377,12 @@ def look_for_source(spec: ModelSpec, ds: str | dt.date, source: SourceSpec | Non
         location, fs, files = _source_files(spec, source, ds)
         if not files:
             return None
+        # Something is there, even a directory or a refused link: ingest reports it rather
+        # than the sensor waiting for a file that is already "there" in the wrong shape.
+        size = sum(e["size"] for e in files.values())
         if not source.is_glob:
-            return {"path": location, "bytes": next(iter(files.values()))}
-        return {"path": location, "files": [_display(fs, f) for f in files], "bytes": sum(files.values())}
+            return {"path": location, "bytes": size}
+        return {"path": location, "files": [_display(fs, f) for f in files], "bytes": size}
     frame = _frame_of(spec, source, ds, "source" if source is spec.source else "labels.source")
     if frame is None or frame.empty:
         return None
@@ -407,10 +523,20 @@ def _decode_csv(source: FileSourceSpec, path: str, data: bytes, where: str) -> s
                 f"{path} is not CSV text: it is {name} ({len(data)} bytes)", check="csv_text",
                 description="the source file is CSV text", examples=[repr(head[:16])],
             )
-    if b"\x00" in data[:4096] and not family.startswith(("utf-16", "utf-32")):
+    # Anywhere in the file, not only its head: pandas' C parser ends a field at a NUL byte
+    # (the rest of the line silently lost). memchr-fast, so the whole file is searched.
+    nul = data.find(b"\x00")
+    if nul >= 0 and not family.startswith(("utf-16", "utf-32")):
+        line_no = data.count(b"\n", 0, nul) + 1
+        start = data.rfind(b"\n", 0, nul) + 1
+        # ASCII text in UTF-16 has a NUL in every other byte (odd ones little-endian, even ones big-endian).
+        utf16 = max(data[1:64:2].count(0), data[0:64:2].count(0)) >= min(16, len(data[:64]) // 2)
+        what = "UTF-16 without a byte-order mark" if utf16 else "binary data, or a file damaged in transfer"
         raise SourceUnreadable(
-            f"{path} is not {declared} CSV text: it holds NUL bytes (binary data, or UTF-16 without a byte-order mark)",
-            check="csv_text", description="the source file is CSV text", examples=[repr(head[:16])],
+            f"{path} is not {declared} CSV text: it holds NUL bytes, the first at offset {nul} (line {line_no}): "
+            f"{what}",
+            check="csv_text", description="the source file is CSV text",
+            examples=[f"line {line_no}: {data[start:start + 48]!r}"],
         )
     try:
         return data.decode("utf-8-sig" if family == "utf-8" else declared)
@@ -458,7 +584,7 @@ def _read_csv(spec: ModelSpec, source: FileSourceSpec, path: str, data: bytes, w
                 examples=[header[:160]],
             )
     try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter, keep_default_na=False, na_values=list(source.null_values))
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, keep_default_na=False, na_values=list(source.null_values))
     except pd.errors.EmptyDataError as exc:
         raise SourceUnreadable(f"{path} holds no CSV header and no rows ({len(data)} bytes of blank text)",
                                check="source_not_empty", description="the source file has a header and rows",
@@ -467,6 +593,51 @@ def _read_csv(spec: ModelSpec, source: FileSourceSpec, path: str, data: bytes, w
         detail = " ".join(str(exc).split())
         raise SourceUnreadable(f"{path} is not well-formed CSV: {detail}", check="csv_parse",
                                description="the source file is well-formed CSV", examples=[detail[:200]]) from exc
+    expected = {spec.entity_id, spec.event_time, *spec.feature_names, spec.target.column}
+    if expected & {str(c) for c in frame.columns}:
+        # A file with none of the spec's columns is not this model's batch at all:
+        # validation says so, which helps more than a count of fields per line.
+        _check_csv_rows(path, text, delimiter, padded=bool(len(frame.columns)) and bool(frame.iloc[:, -1].isna().any()))
+    return frame
+
+
+def _check_csv_rows(path: str, text: str, delimiter: str, *, padded: bool = True) -> None:
+    """Every row has the header's number of fields, and the header names each column once.
+
+    pandas fills a short row with nulls and renames a repeated header name to ``name.1``:
+    a file cut off mid-row (a truncated transfer) or a row that lost its delimiters would
+    pass as missing values, and a duplicated column would be reported as an unknown one.
+    The csv module re-reads the text with the same quoting rules (C speed). A short row
+    leaves the last column null, so with ``padded`` False (no null there) only the header
+    is read: the common case costs nothing.
+    """
+    import csv
+    import io
+    from collections import Counter
+
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(rows, [])
+    repeated = [name for name, n in Counter(header).items() if n > 1]
+    if repeated:
+        raise SourceUnreadable(
+            f"{path}: the header names column(s) {repeated} more than once ({len(header)} names): every column "
+            "must appear once",
+            check="csv_header", description="the CSV header names each column once", examples=header[:12],
+        )
+    width = len(header)
+    if not padded:
+        return
+    for row in rows:
+        if row and len(row) < width:
+            line_no = rows.line_num
+            ends_here = next(rows, None) is None and not text.endswith(("\n", "\r"))
+            cut = " The file ends inside this row: it was cut short (a truncated transfer or export)." if (
+                ends_here) else ""
+            raise SourceUnreadable(
+                f"{path} is not well-formed CSV: line {line_no} has {len(row)} field(s), the header has {width}.{cut}",
+                check="csv_parse", description="the source file is well-formed CSV",
+                examples=[f"line {line_no}: {delimiter.join(row)[:160]}"],
+            )
 
 
 def _read_file(spec: ModelSpec, source: FileSourceSpec, name: str, data: bytes, where: str):
@@ -489,10 +660,29 @@ def _read_files(spec: ModelSpec, source: FileSourceSpec, ds: str | dt.date, wher
     if not files:
         what = "no file matches" if source.is_glob else "no batch for {day} at"
         raise SourceMissing(f"{spec.name}: {what.format(day=lake.as_date(ds))} {location}")
+    for path, entry in files.items():
+        if "problem" in entry:
+            exc = _refusal(spec, source, _display(fs, path), entry)
+            exc.source_name = _display(fs, path)
+            raise exc
+    total = sum(e["size"] for e in files.values())
+    if total > source.max_bytes:
+        first = next(iter(files))
+        exc = SourceUnreadable(
+            f"{location} is {total} bytes ({_human(total)}), more than {where}.max_bytes={source.max_bytes} "
+            f"({_human(source.max_bytes)}): refused from its size, unread. A day this large is a runaway export; "
+            f"if days really grew, raise {where}.max_bytes",
+            check="source_size", description=f"the day's source is at most {where}.max_bytes bytes",
+            examples=[f"{total} bytes in {len(files)} file(s)"],
+        )
+        exc.source_name = _display(fs, first)
+        if _is_local(fs) and len(files) == 1:  # kept by a streamed copy, never loaded
+            exc.local_path, exc.source_mode = Path(files[first]["real"]), files[first]["mode"]
+        raise exc
     frames, names, digests = [], [], []
-    for path in files:
+    for path, entry in files.items():
         name = _display(fs, path)
-        data = fs.cat_file(path)
+        data = _read_local(entry["real"]) if "real" in entry else fs.cat_file(path)
         try:
             frame = _read_file(spec, source, name, data, where)
             if frames and list(frame.columns) != list(frames[0].columns):
@@ -503,8 +693,7 @@ def _read_files(spec: ModelSpec, source: FileSourceSpec, ds: str | dt.date, wher
                     examples=[names[0], name],
                 )
         except SourceUnreadable as exc:
-            exc.source_name, exc.data = name, data
-            exc.local_path = Path(path) if _is_local(fs) else None
+            exc.source_name, exc.data, exc.source_mode = name, data, entry.get("mode")
             raise
         frames.append(frame)
         names.append(name)
@@ -555,7 +744,10 @@ def read_frame(spec: ModelSpec, ds: str | dt.date, source: SourceSpec | None = N
         if frame is None or frame.empty:
             raise SourceMissing(f"{spec.name}: no batch for {lake.as_date(ds)}: {_nothing_there(spec, source, ds)}")
         lineage = {"source": describe_source(spec, ds, source), "source_sha256": _frame_sha256(frame)}
-    if spec.event_time in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[spec.event_time]):
+    # Text only: pandas reads numbers as nanoseconds since 1970, so epoch seconds would
+    # "parse" into 1970 and be judged as dates; numbers stay numbers, for the type check.
+    if spec.event_time in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[spec.event_time]) and (
+            not pd.api.types.is_numeric_dtype(frame[spec.event_time])):
         parsed = pd.to_datetime(frame[spec.event_time], errors="coerce")
         if parsed.notna().sum() == frame[spec.event_time].notna().sum():
             frame[spec.event_time] = parsed
@@ -575,17 +767,20 @@ def read_source(spec: ModelSpec, ds: str | dt.date):
 
 
 def _quarantine_unreadable(spec: ModelSpec, ds: str | dt.date, exc: SourceUnreadable):
-    """Record unreadable bytes in quarantine (a copy is made for a file that is not local)."""
+    """Record a rejected source in quarantine: the bytes that were judged (or a streamed
+    copy of a vetted local file refused from its size), or only the record when nothing
+    may be copied (a link out of the landing root, a directory)."""
     import tempfile
 
     from mlops_lifecycle import validation
 
-    def record(path: Path):
+    def record(path: Path | None):
         return validation.record_unreadable(spec, ds, path, str(exc), check=exc.check, description=exc.description,
-                                            examples=exc.examples, source_name=exc.source_name)
+                                            examples=exc.examples, source_name=exc.source_name,
+                                            source_mode=exc.source_mode)
 
-    if exc.local_path is not None or exc.data is None:
-        return record(exc.local_path or Path(exc.source_name or "unknown"))
+    if exc.data is None:
+        return record(exc.local_path)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / (Path((exc.source_name or "source").split("://")[-1]).name or "source")
         copy.write_bytes(exc.data)

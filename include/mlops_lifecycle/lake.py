@@ -6,7 +6,8 @@ by the run's logical date (never by wall-clock time)::
     $MLOPS_DATA_DIR/lake/<model>/
         raw/ds=YYYY-MM-DD/data.parquet            the day's batch as ingested
         validated/ds=.../data.parquet             batches that passed validation (event times in UTC, no zone)
-        quarantine/ds=.../data.parquet            batches that failed, with validation.json
+        quarantine/ds=.../data.parquet            the latest rejected attempt (or its source.*), with validation.json;
+                  ds=.../attempt-<n>/             each earlier rejected attempt of the day, kept as it was
         features/ds=.../data.parquet              the model inputs computed from validated rows
         predictions/ds=.../predictions.parquet    scored rows, with manifest.json
         labels/ds=.../data.parquet                late labels of the day's rows joined with their predictions
@@ -136,6 +137,17 @@ def training_dir(model: str, end_ds: str | dt.date) -> Path:
 def data_docs_dir() -> Path:
     """Where Great Expectations builds its Data Docs site (all models)."""
     return config.data_dir() / "data_docs"
+
+
+def validation_results_dir(model: str) -> Path:
+    """Great Expectations' store of a model's validation results (``$MLOPS_DATA_DIR/gx/
+    validation_results/<model>``): what its Data Docs index lists, one JSON per attempt.
+
+    The site's index is rebuilt from this store on every validation; GX deletes the
+    pages of results it cannot find there, so the store must hold every day's result.
+    """
+    _model_dir(model)  # the name check
+    return config.data_dir() / "gx" / "validation_results" / model
 
 
 def reference_file(model: str, version: str | int) -> Path:

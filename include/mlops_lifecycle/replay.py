@@ -156,6 +156,11 @@ def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:
         if v.get("success") and v.get("warned"):
             row["validation"] = f"passed, {v['warned']} warning{'s' if v['warned'] > 1 else ''}"
         row["warnings"] = [c.get("check") for c in v.get("warnings") or []]
+        # A rejected re-delivery leaves the accepted batch's result as the report, with a
+        # pointer to the rejection: the latest attempt failed, whatever the kept batch did.
+        if rejected := v.get("rejected_redelivery"):
+            row["rows"], row["validation"] = rejected.get("rows"), f"FAILED ({rejected.get('failed')} checks)"
+            row["kept_earlier_batch"] = True
     dpath = lake.report_dir(spec.name, "drift", day) / "summary.json"
     row["drifted"] = False
     if dpath.exists():
@@ -164,7 +169,7 @@ def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:
     mpath = lake.partition_dir(spec.name, "predictions", day) / "manifest.json"
     if mpath.exists():
         row["scored_by"] = lake.read_json(mpath).get("model_version")
-    notes = []
+    notes = ["re-delivery rejected, the earlier validated batch kept"] if row.get("kept_earlier_batch") else []
     if result.tasks.get("trigger_first_training") == "success":
         notes.append("first training")
     if result.tasks.get("trigger_retraining") == "success":

@@ -233,6 +233,13 @@ class FileSourceSpec(_SourceBase):
         description="CSV field values that mean missing. Default: only an empty field. A feed that writes "
         "NULL or NA for missing lists them here; any other text in a number column is rejected.",
     )
+    # Checked from the file's size before a byte is read, so a runaway export (a loop that
+    # wrote the day ten thousand times) is refused in bounded memory, not loaded whole.
+    max_bytes: int = Field(
+        1 << 30, ge=1,
+        description="Largest a day's file (or all of a glob's files together) may be, in bytes; a larger one "
+        "is quarantined unread. Default 1 GiB; set it to a few times your largest day.",
+    )
 
     @field_validator("encoding")
     @classmethod
@@ -505,6 +512,11 @@ class ModelSpec(_Strict):
     source: SourceSpec
     labels: LabelsSpec | None = None
     entity_id: str
+    entity_id_type: Literal["string", "integer"] | None = Field(
+        None,
+        description="Type of the entity id values. Unset: the type of the model's validated days (the first "
+        "validated day decides). Validation rejects a day whose ids have another type (6420 for 'C006420').",
+    )
     event_time: str
     target: TargetSpec
     features: list[FeatureSpec] = Field(min_length=1)

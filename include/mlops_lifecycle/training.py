@@ -31,6 +31,58 @@ class InsufficientData(RuntimeError):
     """The training window holds too few days or labelled rows to train on."""
 
 
+class MixedColumnTypes(ValueError):
+    """Validated days of a training window hold a column with types that cannot be
+    stacked (text ids on some days, numbers on another); the message names the days."""
+
+
+def _column_kind(arrow_type: Any) -> str:
+    """A column type as far as stacking days goes: ints and floats stack, text and numbers do not."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):  # a pandas category column: judged by its values
+        arrow_type = arrow_type.value_type
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "text"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "number"
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):  # any unit stacks
+        return "timestamp"
+    if pa.types.is_null(arrow_type):  # an all-null column stacks with anything
+        return "null"
+    return str(arrow_type)
+
+
+def check_window_types(spec: ModelSpec, paths: dict[dt.date, Path]) -> None:
+    """Refuse a window whose days disagree on a column's type, before reading any day.
+
+    Validation enforces one entity-id type, but a day validated before that check, or a
+    file edited after validation, would otherwise fail deep inside pyarrow ("Expected
+    bytes, got a 'int' object") on every retraining that includes it.
+
+    Raises:
+        MixedColumnTypes: names the column, its type on most days and the odd days.
+    """
+    import pyarrow.parquet as pq
+
+    kinds: dict[str, dict[str, list[dt.date]]] = {}
+    for day, path in paths.items():
+        schema = pq.read_schema(path)
+        for name in schema.names:
+            kinds.setdefault(name, {}).setdefault(_column_kind(schema.field(name).type), []).append(day)
+    for column, by_kind in kinds.items():
+        real = {k: v for k, v in by_kind.items() if k != "null"}
+        if len(real) > 1:
+            usual = max(real, key=lambda k: len(real[k]))
+            odd = {k: v for k, v in real.items() if k != usual}
+            shown = "; ".join(f"{k} on {', '.join(d.isoformat() for d in days[:5])}" for k, days in odd.items())
+            raise MixedColumnTypes(
+                f"{spec.name}: the training window's validated days disagree on the type of column {column!r}: "
+                f"{usual} on {len(real[usual])} day(s), but {shown}. Re-deliver those days with the usual type "
+                f"(or remove their validated partitions) and train again"
+            )
+
+
 class PromotionBlocked(RuntimeError):
     """The challenger cannot be compared with the champion; nothing was promoted."""
 
@@ -65,6 +117,7 @@ def assemble_window(spec: ModelSpec, end_ds: str | dt.date, window_days: int | N
     Raises:
         InsufficientData: fewer days than validation + holdout + 1, or fewer labelled
             rows than ``training.min_rows``.
+        MixedColumnTypes: the days disagree on a column's type (see :func:`check_window_types`).
     """
     import pandas as pd
 
@@ -79,6 +132,7 @@ def assemble_window(spec: ModelSpec, end_ds: str | dt.date, window_days: int | N
             f"training needs at least {needed} (validation {spec.training.validation_days} + "
             f"holdout {spec.training.holdout_days} + 1 to train on)"
         )
+    check_window_types(spec, {day: lake.data_file(spec.name, "validated", day) for day in available})
     parts = []
     frames = []
     for day in available:

@@ -43,6 +43,9 @@ import datetime as dt
 import logging
 import math
 import os
+import re
+import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,13 @@ PANDAS_TYPES = {
 # event times are converted to naive UTC before the suite runs (canonical_event_time).
 DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
 MAX_EXAMPLES = 5
+# The entity id's type (spec ``entity_id_type``, or the type of the validated days). Per
+# value on an object column: GX checks each row's Python type there, so "str" alone
+# rejects a 6420 among "C006420"s, where "object" would accept anything.
+ID_TYPES = {
+    "string": ["str", "string", "StringDtype"],
+    "integer": ["int", "int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64", "Int64", "Int32"],
+}
 
 
 class ValidationFailed(ValueError):
@@ -111,8 +121,21 @@ def canonical_event_time(spec: ModelSpec, frame: Any) -> tuple[Any, str | None]:
 
 
 def _mixes_zones(values: Any) -> bool:
-    """Whether a column holds timestamps both with and without a time zone."""
-    kinds = {v.tzinfo is not None for v in values if isinstance(v, dt.datetime)}
+    """Whether a column holds timestamps both with and without a time zone (as timestamps,
+    or as text such as ISO times of a CSV, judged on a sample)."""
+    import pandas as pd
+
+    def zoned(v: Any) -> bool | None:
+        if isinstance(v, dt.datetime):
+            return v.tzinfo is not None
+        if isinstance(v, str):
+            try:
+                return pd.Timestamp(v).tzinfo is not None
+            except (ValueError, TypeError, OverflowError):
+                return None
+        return None
+
+    kinds = {zoned(v) for v in list(values)[:1000]} - {None}
     return len(kinds) == 2
 
 
@@ -138,6 +161,85 @@ def volume_bounds(spec: ModelSpec, day: dt.date) -> dict[str, Any] | None:
         "min": math.floor(median * spec.validation.volume_min_ratio),
         "max": math.ceil(median * spec.validation.volume_max_ratio),
     }
+
+
+_WHOLE_NUMBERS: Any = None
+
+
+def whole_numbers_expectation() -> Any:
+    """GX's missing check for an int column: ``expect_column_values_to_be_whole_numbers``.
+
+    The pandas type check of an int feature has to accept float64 (a nullable int column
+    is read back as floats), so on its own it let 12.5 through. This column map
+    expectation fails each finite value with a fraction (and inf); nulls are skipped, as
+    by every map expectation, and text is left to the type check. Being a real GX
+    expectation, it reports unexpected counts, examples and ``mostly`` like the others and
+    shows in Data Docs. Defined on first use (GX registers it by class name), so
+    importing this module stays cheap.
+    """
+    global _WHOLE_NUMBERS
+    if _WHOLE_NUMBERS is not None:
+        return _WHOLE_NUMBERS
+    import numpy as np
+    import pandas as pd
+    from great_expectations.execution_engine import PandasExecutionEngine
+    from great_expectations.expectations.expectation import ColumnMapExpectation
+    from great_expectations.expectations.metrics.map_metric_provider import (
+        ColumnMapMetricProvider,
+        column_condition_partial,
+    )
+
+    class ColumnValuesWholeNumber(ColumnMapMetricProvider):
+        condition_metric_name = "column_values.mlops_whole_number"
+
+        @column_condition_partial(engine=PandasExecutionEngine)
+        def _pandas(cls, column, **kwargs):
+            number = pd.to_numeric(column, errors="coerce").astype("float64")
+            text = number.isna()  # not a number at all: the type check's to report
+            with np.errstate(invalid="ignore"):
+                return text | (np.isfinite(number) & (number == np.round(number)))
+
+    class ExpectColumnValuesToBeWholeNumbers(ColumnMapExpectation):
+        """Expect every non-null value of the column to be a whole number (no fraction, finite)."""
+
+        map_metric = "column_values.mlops_whole_number"
+        success_keys = ("mostly",)
+
+    _WHOLE_NUMBERS = ExpectColumnValuesToBeWholeNumbers
+    return _WHOLE_NUMBERS
+
+
+def _id_kind(arrow_type: Any) -> str | None:
+    import pyarrow as pa
+
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    return None
+
+
+def entity_id_type(spec: ModelSpec, day: dt.date | None = None) -> tuple[str | None, str]:
+    """The type every day's entity ids must have, and where that comes from.
+
+    The spec's ``entity_id_type`` when set; otherwise the type of the ids in the latest
+    validated day other than ``day`` (read from its Parquet schema), so one day of
+    ``6420`` among days of ``"C006420"`` is rejected before it can break a training
+    window. (None, reason) while there is nothing to go by (the first day decides).
+    """
+    import pyarrow.parquet as pq
+
+    if spec.entity_id_type is not None:
+        return spec.entity_id_type, "spec entity_id_type"
+    for other in reversed(lake.partitions(spec.name, "validated")):
+        if other == day:
+            continue
+        schema = pq.read_schema(lake.data_file(spec.name, "validated", other))
+        if spec.entity_id in schema.names:
+            kind = _id_kind(schema.field(spec.entity_id).type)
+            if kind is not None:
+                return kind, f"as in the validated day {other.isoformat()}; set entity_id_type in the spec to change it"
+    return None, "no validated day yet"
 
 
 def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str, Any] | None = None,
@@ -227,6 +329,22 @@ def build_suite(spec: ModelSpec, *, day: dt.date | None = None, volume: dict[str
             add(gxe.ExpectColumnUniqueValueCountToBeBetween(column=f.name, min_value=2),
                 f"{f.name} is not constant", spec.validation.on_constant_column)
 
+    # ---- types that mean the type (issue 15) -----------------------------------------------
+    # Beside the dtype checks above: an int feature holds whole numbers (its dtype may be
+    # float64 when it has nulls), and the entity id has one type across days.
+    for f in spec.features:
+        if f.type == "int":
+            add(whole_numbers_expectation()(column=f.name), f"{f.name} holds whole numbers (type int)")
+    id_type, id_source = entity_id_type(spec, day)
+    id_list = ID_TYPES[id_type] if id_type else ID_TYPES["string"] + ID_TYPES["integer"]
+    add(gxe.ExpectColumnValuesToBeInTypeList(column=spec.entity_id, type_list=id_list),
+        f"entity id {spec.entity_id} has type {id_type or 'string or integer'} ({id_source})")
+    if not training and spec.labels is None:
+        # Without a labels section the batch brings its labels: a day without them is a broken feed.
+        add(gxe.ExpectColumnValuesToNotBeNull(column=spec.target.column, mostly=0.5),
+            f"label {spec.target.column} present on most rows (the batch brings its labels)")
+    # ---- end of the issue-15 type checks --------------------------------------------------
+
     target = spec.target
     if spec.is_classifier:
         add(gxe.ExpectColumnValuesToBeInSet(column=target.column, value_set=[0, 1]), f"label {target.column} is 0 or 1")
@@ -295,6 +413,15 @@ def _context(spec: ModelSpec, docs: bool):
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     if docs:
         _cache_data_docs_templates()
+        # The site's index is rebuilt from the validation results store, and GX removes every
+        # page whose result is not in it ("skip_and_clean_missing"): with the ephemeral
+        # context's in-memory store each run deleted the pages of all other days. A file
+        # store that keeps every attempt's result keeps every page.
+        ctx.add_store(ctx.validation_results_store_name, {
+            "class_name": "ValidationResultsStore",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(lake.validation_results_dir(spec.name))},
+        })
         site_dir = lake.data_docs_dir() / spec.name
         ctx.add_data_docs_site(
             site_name="local",
@@ -322,6 +449,7 @@ def _first_error(info: Any) -> str | None:
 def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict[str, Any]:
     """One check's outcome in plain terms: what was checked, and example bad values
     (with the entity ids of example rows where the values alone say little)."""
+    import numpy as np
     import pandas as pd
 
     cfg = res.expectation_config
@@ -346,6 +474,11 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
         present = [str(c) for c in frame.columns]
         out["missing_columns"] = [c for c in expected if c not in present]
         out["unexpected_columns"] = [c for c in present if c not in expected]
+        near = [f"{u!r} is {m!r}" for u in out["unexpected_columns"] for m in out["missing_columns"]
+                if u.strip().casefold() == m.casefold()]
+        if near:
+            out["detail"] = ("column names differ from the spec's only in case or surrounding spaces: "
+                             f"{'; '.join(near[:MAX_EXAMPLES])}")
     if res.success:
         return out
     absent = [c for c in ([column] if column else kwargs.get("column_list") or []) if c not in frame.columns]
@@ -367,9 +500,22 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
             bad = bad[pd.to_datetime(bad.astype(str), errors="coerce", format="mixed", utc=True).isna()]
         elif set(kwargs.get("type_list") or []) == set(PANDAS_TYPES["category"]):
             bad = values  # a category column of numbers or dates: every value is of the wrong kind
+        elif column == id_column and set(kwargs.get("type_list") or []) <= {*ID_TYPES["string"], *ID_TYPES["integer"]}:
+            want = set(kwargs.get("type_list") or [])
+            kinds = (str,) if want == set(ID_TYPES["string"]) else (int, np.integer) if want == set(
+                ID_TYPES["integer"]) else (str, int, np.integer)
+            bad = values[[not isinstance(v, kinds) or isinstance(v, bool) for v in values]]
+            out["detail"] = (f"ids like {', '.join(repr(_plain(v)) for v in bad.unique()[:3])} are of another type "
+                             "than the model's ids (an export that dropped a prefix or leading zeros, or typed the "
+                             "column anew); days of mixed id types cannot be trained on together")
         else:
             bad = values[pd.to_numeric(values, errors="coerce").isna()]
-            if words := [v for v in bad.unique()[:MAX_EXAMPLES] if isinstance(v, str)]:
+            words = [v for v in bad.unique()[:MAX_EXAMPLES] if isinstance(v, str)]
+            if commas := [w for w in words if re.fullmatch(r"[+-]?\d[\d.,]*,\d[\d.]*", w.strip())]:
+                out["detail"] = (f"the column holds numbers written with a comma, like {', '.join(map(repr, commas))}: "
+                                 "a thousands separator or a decimal comma; the export must write plain numbers with "
+                                 "a '.' decimal point (1250, 12.5)")
+            elif words:
                 out["detail"] = (f"the column holds text values like {', '.join(map(repr, words))} (if the feed "
                                  "means missing by one of them, list it in source.null_values)")
         out["observed_dtype"] = str(frame[column].dtype)
@@ -386,6 +532,22 @@ def _describe(res: Any, frame: Any, expected: list[str], id_column: str) -> dict
             out["example_ids"] = [_plain(v) for v in frame[id_column].iloc[nulls]]
         else:
             out["example_ids"] = [f"row {int(i) + 1}" for i in nulls]
+    elif cfg.type == "expect_column_values_to_be_whole_numbers":
+        number = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        with np.errstate(invalid="ignore"):
+            fraction = (number.notna() & ~(np.isfinite(number) & (number == np.round(number)))).to_numpy()
+        rows = fraction.nonzero()[0][:MAX_EXAMPLES]
+        out["detail"] = "an int column holds values with a fraction (or infinite ones)"
+        if has_ids:
+            out["example_ids"] = [_plain(v) for v in frame[id_column].iloc[rows]]
+    elif cfg.type == "expect_column_values_to_be_in_set" and out.get("examples"):
+        declared = {str(c).strip().casefold(): c for c in kwargs.get("value_set") or []}
+        shown = [e for e in out["examples"] if isinstance(e, str)]
+        if near := [f"{e!r} is {declared[e.strip().casefold()]!r}" for e in shown if e.strip().casefold() in declared]:
+            out["detail"] = ("values differ from declared ones only in case or surrounding spaces: "
+                             f"{'; '.join(near)} (the feed changed its spelling)")
+        elif shown and all(re.fullmatch(r"[+-]?\d+(\.\d+)?", e.strip()) for e in shown):
+            out["detail"] = "numbers where category names are declared (codes instead of names?)"
     elif cfg.type in {"expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"}:
         # Tell a double-delivered row (repeated in full) from two records sharing an id.
         repeated = frame[frame.duplicated(keep="first")]
@@ -587,16 +749,65 @@ def _alert_warnings(spec: ModelSpec, day: dt.date, result: dict[str, Any]) -> No
 # ---- stage functions -------------------------------------------------------------------
 
 
+ATTEMPT_DIR = re.compile(r"^attempt-(\d+)$")
+
+
+def quarantine_attempts(qdir: Path) -> list[int]:
+    """Numbers of the rejected attempts a day's quarantine partition holds, oldest first
+    (the earlier ones in ``attempt-<n>/``, the latest at the top; see :func:`quarantine`)."""
+    if not qdir.is_dir():
+        return []
+    earlier = sorted(int(m[1]) for c in qdir.iterdir() if c.is_dir() and (m := ATTEMPT_DIR.match(c.name)))
+    top = qdir / "validation.json"
+    if not top.exists():
+        return earlier
+    # Quarantines written before attempts were numbered carry no number: the next one up.
+    return [*earlier, int(lake.read_json(top).get("attempt") or (max(earlier, default=0) + 1))]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (no second copy of a large batch), or a copy where links are refused."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def quarantine(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: Any = None,
-               source_file: Path | None = None) -> Path:
-    """Move a rejected batch (a frame, or unreadable source bytes) to quarantine with its result."""
+               source_file: Path | None = None, source_mode: int | None = None) -> Path:
+    """Move a rejected batch (a frame, or unreadable source bytes) to quarantine with its result.
+
+    One record per attempt: the partition's top level is the latest rejected attempt
+    (``validation.json`` with its ``attempt`` number, and ``data.parquet`` or ``source.*``),
+    as every reader expects; each earlier attempt of the day moves into ``attempt-<n>/``
+    beside it, so a second rejection never replaces the first. The whole folder is swapped
+    in at once (:func:`lake.replace_dir`), the earlier files as hard links.
+
+    The copy of source bytes (``source.*``) gets the source file's permission bits at most
+    (``source_mode``, default the mode of ``source_file``), never wider than the lake's
+    own: no world-readable copy of a private file.
+    """
     qdir = lake.partition_dir(spec.name, "quarantine", day)
+    attempts = quarantine_attempts(qdir)
+    result["attempt"] = max(attempts, default=0) + 1
 
     def build(tmp: Path) -> None:
+        if attempts:
+            for child in qdir.iterdir():
+                if child.is_dir() and ATTEMPT_DIR.match(child.name):
+                    for f in child.rglob("*"):
+                        if f.is_file():
+                            _link_or_copy(f, tmp / child.name / f.relative_to(child))
+                elif child.is_file() and not child.name.startswith("."):
+                    _link_or_copy(child, tmp / f"attempt-{attempts[-1]}" / child.name)
         if frame is not None:
             frame.to_parquet(tmp / "data.parquet", engine="pyarrow", index=False)
         if source_file is not None:
-            (tmp / f"source{source_file.suffix}").write_bytes(Path(source_file).read_bytes())
+            copy = tmp / f"source{source_file.suffix}"
+            shutil.copyfile(source_file, copy)  # streamed, whatever the size
+            allowed = stat.S_IMODE(os.stat(source_file).st_mode) if source_mode is None else source_mode
+            os.chmod(copy, stat.S_IMODE(copy.stat().st_mode) & allowed)
         lake.write_json(tmp / "validation.json", result)
 
     lake.replace_dir(qdir, build)
@@ -604,7 +815,7 @@ def quarantine(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: 
 
 
 def _reject(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: Any = None,
-            source_file: Path | None = None) -> ValidationFailed:
+            source_file: Path | None = None, source_mode: int | None = None) -> ValidationFailed:
     """Quarantine a rejected batch with its result; return the error to raise.
 
     When the day already has a validated batch, that batch stands: the result records
@@ -620,14 +831,17 @@ def _reject(spec: ModelSpec, day: dt.date, result: dict[str, Any], *, frame: Any
         kept = {"path": str(validated), "rows": lake.parquet_rows(validated), "sha256": lake.file_sha256(validated),
                 "checked_at": accepted.get("checked_at")}
         result["kept"] = kept
-    qdir = quarantine(spec, day, result, frame=frame, source_file=source_file)
+    qdir = quarantine(spec, day, result, frame=frame, source_file=source_file, source_mode=source_mode)
     msg = failure_message(f"{spec.name} batch {day} rejected", result) + f"\nQuarantined in {qdir}."
+    if result["attempt"] > 1:
+        msg += (f" This is rejected attempt {result['attempt']} of the day; the earlier ones are kept in "
+                f"{qdir}/attempt-<n>/.")
     if kept is None:
         lake.write_json(report, result)
         msg += " Nothing downstream ran for this day; fix the source and rerun it."
     else:
         pointer = {"quarantine": str(qdir), "checked_at": result.get("checked_at"), "rows": result["rows"],
-                   "failed": result["failed"]}
+                   "failed": result["failed"], "attempt": result["attempt"]}
         lake.write_json(report, {**accepted, "rejected_redelivery": pointer})
         lake.redelivery_file(spec.name, day).unlink(missing_ok=True)
         msg += (f" This was a re-delivery of {day}, which already had a validated batch: the earlier validated batch "
@@ -698,16 +912,19 @@ def validate_training_set(spec: ModelSpec, path: str | Path) -> dict[str, Any]:
     return {"rows": result["rows"], "checks": result["evaluated"], "success": True}
 
 
-def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, error: str, *,
+def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path | None, error: str, *,
                       check: str = "readable_source",
                       description: str = "the source file is readable as its declared format",
-                      examples: list[Any] | None = None, source_name: str | None = None) -> ValidationFailed:
+                      examples: list[Any] | None = None, source_name: str | None = None,
+                      source_mode: int | None = None) -> ValidationFailed:
     """Quarantine source bytes that could not even be read, and return the error to raise.
 
     The validation result names the failed reader check (``check``), says what was
-    found (``error``) and keeps a copy of the bytes beside it; nothing else is written but
+    found (``error``) and keeps a copy of the bytes beside it (none when ``source_file``
+    is None: a link out of the landing root, a directory); nothing else is written but
     the day's report (a day already validated keeps its batch, as in :func:`validate_partition`).
-    ``source_name`` names the source when ``source_file`` is a local copy of it (a URL).
+    ``source_name`` names the source when ``source_file`` is a local copy of it (a URL);
+    ``source_mode`` caps the copy's permissions (see :func:`quarantine`).
     """
     day = lake.as_date(ds)
     failed = {"expectation": check, "check": description, "column": None, "success": False,
@@ -715,4 +932,4 @@ def record_unreadable(spec: ModelSpec, ds: str | dt.date, source_file: Path, err
     result = {"model": spec.name, "ds": day.isoformat(), "suite": f"{spec.name}.batch", "success": False,
               "rows": 0, "columns": [], "evaluated": 1, "failed": 1, "failures": [failed], "checks": [failed],
               "volume": None, "summary": [], "source": source_name or str(source_file), "checked_at": _checked_at()}
-    return _reject(spec, day, result, source_file=source_file)
+    return _reject(spec, day, result, source_file=source_file, source_mode=source_mode)

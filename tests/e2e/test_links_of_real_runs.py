@@ -91,13 +91,16 @@ def test_validate_links_to_its_result_and_its_data_docs_page(runs):
     found = shown(links(runs, "daily", runs["daily"][DAY2], "validate"))
     assert set(found) == {"Validation result", "Data Docs"}
     assert found["Validation result"] == "/mlops/models/late_delivery/validation/2026-03-02/result.json"
-    # The site keeps the newest validation's page only (day 3's): day 2 links to the site's index.
-    assert found["Data Docs"] == "/mlops/models/late_delivery/data-docs/index.html"
+    # The site keeps every day's page (day 3's rejection left day 2's in place): day 2 links to its own.
+    assert found["Data Docs"].startswith("/mlops/models/late_delivery/data-docs/validations/")
+    assert "/late_delivery-2026-03-02/" in found["Data Docs"]
     api = runs["api"]
     result = api.client.get(found["Validation result"], headers=api.headers()).json()
     assert result["success"] is True and result["ds"] == "2026-03-02" and result["rows"] > 0
-    index = api.client.get(found["Data Docs"], headers=api.headers())
-    assert index.status_code == 200 and "Great Expectations" in index.text
+    page = api.client.get(found["Data Docs"], headers=api.headers())
+    assert page.status_code == 200 and "late_delivery-2026-03-02" in page.text
+    index = api.client.get("/mlops/models/late_delivery/data-docs/index.html", headers=api.headers())
+    assert index.status_code == 200 and "late_delivery-2026-03-02" in index.text and "late_delivery-2026-03-03" in index.text
 
 
 def test_a_rejected_batch_still_links_to_its_failed_validation(runs):
