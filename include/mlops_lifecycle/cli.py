@@ -370,11 +370,13 @@ def _reset_demo_stores() -> None:
     marker.write_text("created by `mlops demo`; the demo wipes this folder on its next run\n")
 
 
-def _demo_line(s, dags, day, logfile) -> tuple[dict, str]:
-    """Run one model's day through its DAGs; the day's table row and its printed line."""
+def _demo_line(s, dags, day, logfile, requester: str = "mlops demo") -> tuple[dict, str]:
+    """Run one model's day through its DAGs; the day's table row and its printed line.
+
+    Airflow records the daily run as a backfill run requested by ``requester``."""
     from mlops_lifecycle import registry, replay
 
-    result = replay.run_day(s, dags, day, logfile)
+    result = replay.run_day(s, dags, day, logfile, requester=requester)
     row = replay.day_row(s, day, result)
     drift = "" if row["drift_share"] is None else f"{row['drift_share']:.2f}" + ("*" if row["drifted"] else " ")
     scored = f"v{row['scored_by']}" if row["scored_by"] else "-"
@@ -415,7 +417,7 @@ def cmd_run_days(args: argparse.Namespace) -> int:
          f"{'-' * len(TABLE_HEADER)}")
     failed = 0
     for i in range((end - start).days + 1):
-        row, line = _demo_line(s, dags, start + dt.timedelta(days=i), logfile)
+        row, line = _demo_line(s, dags, start + dt.timedelta(days=i), logfile, requester="mlops run-days")
         failed += row["daily_state"] != "success"
         _say(line)
     _say(TABLE_LEGEND)
