@@ -512,7 +512,7 @@ Where to look next
   Data Docs       {lake.data_docs_dir() / s.name / 'index.html'}  (Great Expectations: suites and every validation)
   Alerts          {model_dir / 'events' / 'alerts'}  (one JSON file per alert; also in the task log)
   Predictions     {model_dir / 'predictions'}/ds=YYYY-MM-DD/predictions.parquet (+ manifest.json: model version, data hash, code version)
-  Task logs       {logfile}
+  Task logs       in the Airflow UI: each day is a backfill run requested by "mlops demo", every task with its log (replay console: {logfile})
   Data lake       {data}
 """ + (f"  {other.name}: the same places under its own name (DAGs {other.name}__*, experiment and registered "
        f"model '{other.name}', {lake.root() / other.name})\n" if other else ""))

@@ -261,8 +261,8 @@ def recorded_as(record: RunRecord) -> Any:
     ``DAG.test`` creates its run through ``airflow.models.dagrun.get_or_create_dagrun``
     ("only meant to be used by DAG.test"), which hard-codes a manual run named after the
     current time, by user ``dag_test``, whose start date is its logical date. Within this
-    block that helper is replaced by one that does the same (replace any run of the logical
-    date, then ``create_dagrun`` in state running) with the record's identity and the real
+    block that helper is replaced by one that does the same (replace the run of the same id or
+    logical date, then ``create_dagrun`` in state running) with the record's identity and the real
     start time; :func:`run_recorded` checks afterwards that the run carries the record's id.
     """
     from unittest import mock
@@ -275,11 +275,15 @@ def recorded_as(record: RunRecord) -> Any:
 
     def get_or_create_dagrun(*, dag: Any, logical_date: Any, data_interval: Any, conf: Any, session: Any,
                              **_ignored: Any) -> Any:
-        existing = session.scalar(select(dagrun_module.DagRun).where(
-            dagrun_module.DagRun.dag_id == dag.dag_id, dagrun_module.DagRun.logical_date == logical_date))
-        if existing is not None:
+        # The run this one replaces: the queued run of the same id, or (as DAG.test does) an earlier
+        # run of the same logical date; never, for a run without one, every run without one.
+        DagRun = dagrun_module.DagRun
+        same = DagRun.run_id == record.run_id
+        if logical_date is not None:
+            same = same | (DagRun.logical_date == logical_date)
+        for existing in session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, same)).all():
             session.delete(existing)
-            session.commit()
+        session.commit()
         now = timezone.utcnow()
         dr = dag.create_dagrun(
             run_id=record.run_id, logical_date=logical_date, data_interval=record.data_interval or data_interval,

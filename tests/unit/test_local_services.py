@@ -79,7 +79,8 @@ STANDALONE = textwrap.dedent("""
 """)
 
 
-def test_the_supervisor_stops_everything_standalone_started_on_sigterm(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_the_supervisor_stops_everything_standalone_started(tmp_path, sig):
     out = tmp_path / "pids.txt"
     script = tmp_path / "standalone.py"
     script.write_text(STANDALONE)
@@ -98,11 +99,11 @@ def test_the_supervisor_stops_everything_standalone_started_on_sigterm(tmp_path)
             time.sleep(0.2)
         children = [int(p) for p in out.read_text().split()]
         assert len(children) == 2 and all(psutil.pid_exists(p) for p in children)
-        supervisor.send_signal(signal.SIGTERM)
+        supervisor.send_signal(sig)
         assert supervisor.wait(timeout=30) == 0
         time.sleep(0.5)
         alive = [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        assert not alive, f"left running after SIGTERM: {alive}"
+        assert not alive, f"left running after {sig.name}: {alive}"
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
