@@ -24,6 +24,10 @@ export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := false
 export TQDM_DISABLE := 1
 export PYTHONWARNINGS ?= ignore
+# Ports of the local services; every URL (Airflow's base and Execution API URLs, the MLflow
+# links on the tasks) is derived from them (include/mlops_lifecycle/config.py).
+export AIRFLOW__API__PORT ?= 8080
+export MLFLOW_UI_PORT ?= 5000
 
 STAMP := $(VENV)/.installed
 # The venv's commands first: `airflow standalone` starts its services by name.
@@ -64,12 +68,11 @@ format: $(STAMP)
 check: $(STAMP)  ## Validate every spec, print each problem with file and field (WRITE_SUITES=1: renew the suites)
 	$(BIN)/mlops check $(if $(filter 1 yes true,$(WRITE_SUITES)),--write-suites)
 
-airflow: db  ## Start a local Airflow (UI on http://localhost:8080) on the demo's stores
-	$(BIN)/mlops airflow-info
-	$(BIN)/airflow standalone
+airflow: db  ## Start a local Airflow (UI on http://localhost:$AIRFLOW__API__PORT, default 8080); Ctrl-C stops it all
+	$(BIN)/mlops airflow-standalone
 
-mlflow-ui: $(STAMP)  ## Start the MLflow UI (http://localhost:5000) on the demo's store
-	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db}" --host 127.0.0.1 --port 5000
+mlflow-ui: $(STAMP)  ## Start the MLflow UI (http://localhost:$MLFLOW_UI_PORT, default 5000) on the demo's store
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(MLOPS_DATA_DIR)/mlflow/mlflow.db}" --host 127.0.0.1 --port $(MLFLOW_UI_PORT)
 
 bench: $(STAMP)  ## Run the benchmark suite (prints one JSON line per figure)
 	$(BIN)/python -m bench.run
@@ -83,6 +86,7 @@ env:  ## Print this project's environment for a shell: eval "$$(make -s env)", t
 	@for v in AIRFLOW_HOME MLOPS_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
 	  AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR AIRFLOW__CORE__PARALLELISM \
 	  AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR \
+	  AIRFLOW__API__PORT MLFLOW_UI_PORT \
 	  MLFLOW_DISABLE_TELEMETRY DO_NOT_TRACK GX_ANALYTICS_ENABLED TQDM_DISABLE PATH; do \
 	  printf "export %s=%q\n" "$$v" "$${!v}"; done
 

@@ -374,11 +374,13 @@ def _reset_demo_stores() -> None:
     marker.write_text("created by `mlops demo`; the demo wipes this folder on its next run\n")
 
 
-def _demo_line(s, dags, day, logfile) -> tuple[dict, str]:
-    """Run one model's day through its DAGs; the day's table row and its printed line."""
+def _demo_line(s, dags, day, logfile, requester: str = "mlops demo") -> tuple[dict, str]:
+    """Run one model's day through its DAGs; the day's table row and its printed line.
+
+    Airflow records the daily run as a backfill run requested by ``requester``."""
     from mlops_lifecycle import registry, replay
 
-    result = replay.run_day(s, dags, day, logfile)
+    result = replay.run_day(s, dags, day, logfile, requester=requester)
     row = replay.day_row(s, day, result)
     drift = "" if row["drift_share"] is None else f"{row['drift_share']:.2f}" + ("*" if row["drifted"] else " ")
     scored = f"v{row['scored_by']}" if row["scored_by"] else "-"
@@ -420,7 +422,7 @@ def cmd_run_days(args: argparse.Namespace) -> int:
          f"{'-' * len(TABLE_HEADER)}")
     failed = 0
     for i in range((end - start).days + 1):
-        row, line = _demo_line(s, dags, start + dt.timedelta(days=i), logfile)
+        row, line = _demo_line(s, dags, start + dt.timedelta(days=i), logfile, requester="mlops run-days")
         failed += row["daily_state"] != "success"
         _say(line)
     _say(TABLE_LEGEND)
@@ -507,15 +509,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"\n-- summary: {json.dumps(summary)}")
     _say(f"""
 Where to look next
-  Airflow UI      make airflow      -> http://localhost:8080 (login printed at start-up; DAGs {s.name}__daily, __retrain, __rollback, __approve)
-  MLflow UI       make mlflow-ui    -> http://localhost:5000 (experiment '{s.name}', registered model '{s.model_name}', aliases champion / previous_champion)
-  Reports in UI   make airflow      -> http://localhost:8080/mlops/ (every model's days, drift reports, Data Docs; links on the tasks)
+  Airflow UI      make airflow      -> http://localhost:{config.airflow_api_port()} (login printed at start-up; DAGs {s.name}__daily, __retrain, __rollback, __approve)
+  MLflow UI       make mlflow-ui    -> {config.mlflow_ui_url()} (experiment '{s.name}', registered model '{s.model_name}', aliases champion / previous_champion)
+  Reports in UI   make airflow      -> http://localhost:{config.airflow_api_port()}/mlops/ (every model's days, drift reports, Data Docs; links on the tasks)
   Drift reports   {model_dir / 'reports' / 'drift'}/ds=YYYY-MM-DD/report.html  (e.g. {drift_reports[-1] if drift_reports else '-'})
   Validation      {model_dir / 'reports' / 'validation'}/ds=YYYY-MM-DD/result.json; quarantined batches in {model_dir / 'quarantine'}
   Data Docs       {lake.data_docs_dir() / s.name / 'index.html'}  (Great Expectations: suites and every validation)
   Alerts          {model_dir / 'events' / 'alerts'}  (one JSON file per alert; also in the task log)
   Predictions     {model_dir / 'predictions'}/ds=YYYY-MM-DD/predictions.parquet (+ manifest.json: model version, data hash, code version)
-  Task logs       {logfile}
+  Task logs       in the Airflow UI: each day is a backfill run requested by "mlops demo", every task with its log (replay console: {logfile})
   Data lake       {data}
 """ + (f"  {other.name}: the same places under its own name (DAGs {other.name}__*, experiment and registered "
        f"model '{other.name}', {lake.root() / other.name})\n" if other else ""))
@@ -524,14 +526,26 @@ Where to look next
 
 def cmd_airflow_info(args: argparse.Namespace) -> int:
     home = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow"))
-    port = os.environ.get("AIRFLOW__API__PORT", "8080")
+    urls = config.airflow_urls()
+    port = urls["AIRFLOW__API__PORT"]
     _say(f"Starting Airflow standalone with AIRFLOW_HOME={home}, data lake {config.data_dir()}.")
     _say(f"UI: http://localhost:{port}  user 'admin'; the password is printed below by Airflow and kept in")
     _say(f"    {home / 'simple_auth_manager_passwords.json.generated'}")
+    _say(f"Links: {urls['AIRFLOW__API__BASE_URL']}; tasks report to {urls['AIRFLOW__CORE__EXECUTION_API_SERVER_URL']}; "
+         f"MLflow links: {config.mlflow_ui_url()} (make mlflow-ui MLFLOW_UI_PORT={config.mlflow_ui_port()})")
     _say("<model>__daily starts paused: unpause it to schedule it. <model>__retrain, __rollback and __approve")
     _say("have no schedule and start unpaused, so the runs you (or the daily DAG) trigger run at once.")
     _say('Another shell with the same settings: eval "$(make -s env)"; then airflow ... and mlops ... work as here.')
+    _say("Ctrl-C (or SIGTERM) stops every process it started.")
     return 0
+
+
+def cmd_airflow_standalone(args: argparse.Namespace) -> int:
+    """`make airflow`: airflow standalone on the configured port, stopped as a whole (see local_airflow)."""
+    from mlops_lifecycle import local_airflow
+
+    cmd_airflow_info(args)
+    return local_airflow.run_standalone()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -616,6 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("airflow-info", help=argparse.SUPPRESS)
     a.set_defaults(func=cmd_airflow_info)
+    a = sub.add_parser("airflow-standalone", help=argparse.SUPPRESS)
+    a.set_defaults(func=cmd_airflow_standalone)
     return p
 
 

@@ -8,6 +8,13 @@ everything inside the project folder so a fresh clone works with no set-up:
 - ``MLOPS_SPECS_DIR``: the folder of model specs (default ``<project>/dags/specs``).
 
 ``AIRFLOW_HOME`` is read by Airflow itself; the Makefile defaults it to ``<project>/.airflow``.
+
+Local services (``make airflow``, ``make mlflow-ui``) and the links to them follow their ports:
+
+- ``AIRFLOW__API__PORT`` (default 8080): the local api-server's port; ``[api] base_url`` and the
+  Execution API URL the tasks call are derived from it unless set (:func:`airflow_urls`).
+- ``MLFLOW_UI_PORT`` (default 5000): where ``make mlflow-ui`` listens and, unless
+  ``MLOPS_MLFLOW_UI_URL`` says otherwise, where the MLflow links point (:func:`mlflow_ui_url`).
 Nothing here touches the network or a database, and nothing runs at import time.
 """
 
@@ -37,6 +44,67 @@ def mlflow_tracking_uri() -> str:
     if uri:
         return uri
     return f"sqlite:///{data_dir() / 'mlflow' / 'mlflow.db'}"
+
+
+DEFAULT_AIRFLOW_PORT = 8080
+DEFAULT_MLFLOW_UI_PORT = 5000
+
+
+def _port(variable: str, default: int) -> int:
+    """A TCP port from the environment variable ``variable``.
+
+    Raises:
+        ValueError: the value is not a whole number from 1 to 65535 (the message names the variable).
+    """
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{variable}={raw!r} is not a TCP port (a whole number from 1 to 65535)")
+    return int(raw)
+
+
+def airflow_api_port() -> int:
+    """Port of the local Airflow api-server (``AIRFLOW__API__PORT``, default 8080)."""
+    return _port("AIRFLOW__API__PORT", DEFAULT_AIRFLOW_PORT)
+
+
+def airflow_urls() -> dict[str, str]:
+    """The URL settings of a local Airflow, all derived from :func:`airflow_api_port`.
+
+    ``AIRFLOW__API__BASE_URL`` (links, the UI's own address) and
+    ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL`` (where task processes report) default to
+    ``localhost:8080`` in Airflow whatever port the api-server serves on, so a second port
+    alone leaves every task dying with "Connection refused". A value set in the environment wins.
+    """
+    port = airflow_api_port()
+    base = os.environ.get("AIRFLOW__API__BASE_URL", "").strip() or f"http://localhost:{port}"
+    execution = (os.environ.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "").strip()
+                 or f"http://127.0.0.1:{port}/execution/")
+    return {"AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": base,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": execution}
+
+
+def mlflow_ui_port() -> int:
+    """Port of ``make mlflow-ui`` (``MLFLOW_UI_PORT``, default 5000)."""
+    return _port("MLFLOW_UI_PORT", DEFAULT_MLFLOW_UI_PORT)
+
+
+def mlflow_ui_url() -> str:
+    """Base URL of the MLflow UI as a browser reaches it.
+
+    ``MLOPS_MLFLOW_UI_URL`` wins; else ``MLFLOW_TRACKING_URI`` when it is an http(s) server;
+    else ``make mlflow-ui`` on this machine: http://127.0.0.1:``MLFLOW_UI_PORT``. In docker
+    compose the tracking URI (http://mlflow:5000) is a container name, so the compose file
+    sets the first variable.
+    """
+    explicit = os.environ.get("MLOPS_MLFLOW_UI_URL", "").strip()
+    if explicit:
+        return explicit.rstrip("/")
+    tracking = mlflow_tracking_uri()
+    if tracking.startswith(("http://", "https://")):
+        return tracking.rstrip("/")
+    return f"http://127.0.0.1:{mlflow_ui_port()}"
 
 
 def mlflow_artifact_root() -> str | None:

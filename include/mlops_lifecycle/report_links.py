@@ -6,7 +6,7 @@ Link                   On                                           Goes to
 Drift report           ``<model>__daily.drift_check``               ``/mlops/models/<m>/drift/<ds>/report.html``
 Validation result      ``<model>__daily.validate``                  ``/mlops/models/<m>/validation/<ds>/result.json``
 Data Docs              ``<model>__daily.validate``                  the day's page of the model's Data Docs
-MLflow run             ``<model>__retrain.train``                   ``$MLOPS_MLFLOW_UI_URL/#/runs/<run id>``
+MLflow run             ``<model>__retrain.train``                   ``<MLflow UI>/#/runs/<run id>``
 MLflow model version   ``<model>__retrain.train``, ``.compare_and_promote``  ``.../#/models/<m>/versions/<v>``
 =====================  ===========================================  =======================================
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
@@ -47,23 +46,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+DEFAULT_MLFLOW_UI_URL = f"http://127.0.0.1:{config.DEFAULT_MLFLOW_UI_PORT}"
 
 
 def mlflow_ui_url() -> str:
-    """Base URL of the MLflow UI as a browser reaches it.
-
-    ``MLOPS_MLFLOW_UI_URL`` wins; else ``MLFLOW_TRACKING_URI`` when it is an http(s) server;
-    else ``make mlflow-ui``'s http://127.0.0.1:5000. In docker compose the tracking URI
-    (http://mlflow:5000) is a container name, so the compose file sets the variable.
-    """
-    explicit = os.environ.get("MLOPS_MLFLOW_UI_URL", "").strip()
-    if explicit:
-        return explicit.rstrip("/")
-    tracking = config.mlflow_tracking_uri()
-    if tracking.startswith(("http://", "https://")):
-        return tracking.rstrip("/")
-    return DEFAULT_MLFLOW_UI_URL
+    """Base URL of the MLflow UI as a browser reaches it (read in :func:`config.mlflow_ui_url`:
+    ``MLOPS_MLFLOW_UI_URL``, an http(s) tracking server, else ``MLFLOW_UI_PORT`` on this machine)."""
+    return config.mlflow_ui_url()
 
 
 def reports_url(path: str) -> str:

@@ -648,6 +648,10 @@ def validate_frame(spec: ModelSpec, frame: Any, *, day: dt.date | None = None, v
         ))
         cp_result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=gx.RunIdentifier(run_name=run_name))
         res = next(iter(cp_result.run_results.values()))
+        # GX's pages load their scripts and styles from CDNs: point them at vendored copies.
+        from mlops_lifecycle import data_docs_assets
+
+        data_docs_assets.localize_site(lake.data_docs_dir() / spec.name)
     else:
         res = vdef.run(batch_parameters={"dataframe": frame},
                        result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES})
