@@ -536,26 +536,30 @@ def _build_model(spec: ModelSpec, wanted: str | None) -> dict[str, DAG]:
 def build_all(folder: str | None = None) -> dict[str, DAG]:
     """DAGs for every spec in the specs folder, keyed by dag id, in a stable order.
 
-    A broken spec, or one whose DAGs fail to build for any reason, yields one
-    ``<name>__invalid_spec`` DAG carrying its error (and a warning in the DAG processor's
-    log) and leaves every other model's DAGs intact. When a task process parses the file,
-    only that task's DAG is built.
+    The specs are judged by :func:`spec.audit_folder`, the rule set ``mlops check`` applies
+    too: a spec it refuses (alone, or with another file claiming its model or its MLflow
+    registered model, in which case both are refused), or one whose DAGs fail to build for
+    any reason, yields one ``<name>__invalid_spec`` DAG carrying its error (and a warning
+    in the DAG processor's log) and leaves every other model's DAGs intact. When a task
+    process parses the file, only that task's DAG is built (the folder is still read
+    whole, so a clash is seen there as well).
+
+    ``mlops check`` also imports what a spec names (feature functions, Python sources,
+    XGBoost parameters, Evidently's stat tests): too heavy for parse time, those fail
+    their task at run time with the same message instead.
     """
     from airflow.sdk.exceptions import AirflowTimetableInvalid
 
     wanted = get_parsing_context().dag_id
     out: dict[str, DAG] = {}
-    first_of: dict[str, Path] = {}
+    valid, broken = spec_mod.audit_folder(folder)
     for path in spec_mod.spec_paths(folder):
-        first = first_of.setdefault(path.stem, path)  # a name is its file's stem: a.yaml and a.yml clash
         if not _builds(path, wanted):
             continue
-        model: ModelSpec | None = None
+        model = valid.get(path)
         try:
-            if first != path:
-                raise spec_mod.SpecError(spec_mod.format_problems(
-                    path, [("name", f"model {path.stem!r} is already defined by {first.name}")]))
-            model = spec_mod.load_spec(path)
+            if model is None:
+                raise spec_mod.SpecError(broken.get(path) or f"model spec {path} could not be loaded")
             out.update(_build_model(model, wanted))
         except Exception as exc:  # noqa: BLE001 - one broken model must not hide the others
             if model is not None:
