@@ -260,3 +260,23 @@ def test_check_reports_hostile_spec_files_as_problems_naming_the_file(tmp_path, 
     assert re.search(r"^ok +ok_model ", out, re.M), out
     invalid = [line for line in out.splitlines() if line.startswith("INVALID")]
     assert len(invalid) == 1 and str(tmp_path / file_name) in invalid[0] and needle in invalid[0], out
+
+
+@pytest.mark.parametrize("command", [
+    ["run-days", "late_delivery", "--from-date", "../../x", "--to-date", "2026-03-02"],
+    ["run-days", "late_delivery", "--from-date", "2026-03-01", "--to-date", "2026-02-30"],
+    ["ingest-history", "late_delivery", "--from-date", "2026-03-01", "--to-date", "../../etc/passwd"],
+    ["ingest-history", "late_delivery", "--from-date", "20260301", "--to-date", "2026-03-02"],
+    ["example-data", "--start", "2026-03-01/../../x"],
+    ["example-data", "--start", "2026-03-01", "--corrupt", "yesterday"],
+])
+def test_cli_dates_are_checked_before_use(command, capsys, tmp_path, monkeypatch):
+    """A bad date is argparse's usage error naming the argument and the value (exit 2), before
+    the command reads a spec or touches a store: no traceback."""
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(command)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "is not a day: write YYYY-MM-DD" in err and "Traceback" not in err, err
+    assert not (tmp_path / "data").exists()
