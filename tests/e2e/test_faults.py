@@ -644,8 +644,13 @@ def test_a_retraining_killed_after_registration_is_decided_by_the_retrain_dags_r
     new = [v for v in after_kill["versions"] if v not in before["versions"]]
     assert [status for _, _, status in new] == ["candidate"], "killed after registering, before deciding"
     version = str(new[0][0])
+    # Freshly parsed, as a task process would: DAG.test carries one run's conf into the params
+    # of the next run of the same DAG object in a process (an earlier test forced a retraining).
+    from mlops_lifecycle import replay
 
-    dr, states = _run(world["dags"]["late_delivery__retrain"], logical.date(), run_conf=conf)
+    retrain = replay.load_dags(spec)["late_delivery__retrain"]
+
+    dr, states = _run(retrain, logical.date(), run_conf=conf)
 
     assert str(dr.state).endswith("success"), states
     assert states["train"] == "success" and states["compare_and_promote"] == "success", states
@@ -654,7 +659,7 @@ def test_a_retraining_killed_after_registration_is_decided_by_the_retrain_dags_r
     assert not _undecided(spec)
     # Once decided, a further rerun changes nothing.
     decided = registry_state(spec)
-    _run(world["dags"]["late_delivery__retrain"], logical.date(), run_conf=conf)
+    _run(replay.load_dags(spec)["late_delivery__retrain"], logical.date(), run_conf=conf)
     assert registry_state(spec) == decided
 
 
