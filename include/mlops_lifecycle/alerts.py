@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from mlops_lifecycle import lake
+from mlops_lifecycle import lake, masking
 from mlops_lifecycle.spec import IDENTIFIER
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ def emit(
     if kind not in KINDS:
         raise ValueError(f"unknown alert kind {kind!r}; expected one of {sorted(KINDS)}")
     model = spec if isinstance(spec, str) else spec.name
+    if not isinstance(spec, str):
+        _mask_channel_secrets(spec)
     now = _now()
     alert = {
         "model": model,
@@ -106,6 +108,7 @@ def emit(
         "details": details or {},
         "deliveries": {},
     }
+    alert = masking.redact(alert)  # an error text can quote a URL with its token
     log.log(_LEVELS[KINDS[kind]], "ALERT %s %s: %s\n%s", kind, model, title, message)
     if not IDENTIFIER.match(model):
         # No lake folder for a name we cannot trust; the log line above is the record.
@@ -133,6 +136,16 @@ def read_alerts(model: str, kind: str | None = None) -> list[dict[str, Any]]:
 # ---- channels ---------------------------------------------------------------------------
 
 
+def _mask_channel_secrets(spec: ModelSpec) -> None:
+    """Register the credentials of the spec's channel connections with Airflow's secrets
+    masker before anything is logged or sent: a provider's own log lines (a retry quotes
+    the whole webhook URL) and the errors recorded in ``deliveries`` show ``***`` instead."""
+    cfg = spec.notifications
+    for channel in (cfg.email, cfg.slack):
+        if channel is not None:
+            masking.mask_connection(channel.conn_id)
+
+
 def _deliver(spec: ModelSpec, alert: dict[str, Any]) -> dict[str, str]:
     """Send an alert to each configured channel; returns channel -> "sent" or the error."""
     cfg = spec.notifications
@@ -144,8 +157,9 @@ def _deliver(spec: ModelSpec, alert: dict[str, Any]) -> dict[str, str]:
             notifier.notify({})
             out[channel] = "sent"
         except Exception as exc:  # noqa: BLE001 - a channel outage must not fail the pipeline step
-            log.error("alert %s of %s not sent by %s: %s", alert["kind"], spec.name, channel, exc)
-            out[channel] = f"failed: {type(exc).__name__}: {exc}"[:500]
+            error = masking.redact(f"{type(exc).__name__}: {exc}")
+            log.error("alert %s of %s not sent by %s: %s", alert["kind"], spec.name, channel, error)
+            out[channel] = f"failed: {error}"[:500]
     return out
 
 

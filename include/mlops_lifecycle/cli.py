@@ -29,8 +29,22 @@ DEMO_START = dt.date(2026, 3, 1)
 DEMO_MARKER = ".mlops-demo"
 
 
+def day_argument(text: str) -> str:
+    """An argparse ``type`` for a day: ``YYYY-MM-DD``, checked before any use (the text goes
+    into lake paths and DAG run dates), returned as the ISO string. Anything else is
+    argparse's usage error naming the argument, never a traceback."""
+    if not isinstance(text, str) or len(text) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day: write YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day: write YYYY-MM-DD") from None
+
+
 def _say(msg: str = "") -> None:
-    print(msg, flush=True)
+    from mlops_lifecycle import masking
+
+    print(masking.redact(msg), flush=True)  # secrets the run met (alert channels) show as ***
 
 
 # Booster parameters XGBoost documents (doc/parameter.rst, 3.x) beyond the sklearn wrapper's own
@@ -579,15 +593,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     rd = sub.add_parser("run-days", help="run a model's daily DAG for a range of days, in order, here (local backfill)")
     rd.add_argument("model")
-    rd.add_argument("--from-date", required=True, help="first day, YYYY-MM-DD")
-    rd.add_argument("--to-date", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    rd.add_argument("--from-date", required=True, type=day_argument, help="first day, YYYY-MM-DD")
+    rd.add_argument("--to-date", required=True, type=day_argument, help="last day, YYYY-MM-DD (inclusive)")
     rd.add_argument("--log", default=None, help="task log file (default $AIRFLOW_HOME/logs/run-days-<model>.log)")
     rd.set_defaults(func=cmd_run_days)
 
     ih = sub.add_parser("ingest-history", help="ingest and validate past days of a model (before its first training)")
     ih.add_argument("model")
-    ih.add_argument("--from-date", required=True, help="first day, YYYY-MM-DD")
-    ih.add_argument("--to-date", required=True, help="last day, YYYY-MM-DD (inclusive)")
+    ih.add_argument("--from-date", required=True, type=day_argument, help="first day, YYYY-MM-DD")
+    ih.add_argument("--to-date", required=True, type=day_argument, help="last day, YYYY-MM-DD (inclusive)")
     ih.add_argument("--data-docs", action="store_true", help="also render Great Expectations Data Docs (slower)")
     ih.add_argument("--verbose", action="store_true", help="print every day, not only the ones that failed")
     ih.set_defaults(func=cmd_ingest_history)
@@ -621,11 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_status)
 
     e = sub.add_parser("example-data", help="write the late_delivery example's landing files")
-    e.add_argument("--start", required=True)
+    e.add_argument("--start", required=True, type=day_argument)
     e.add_argument("--days", type=int, default=30)
     e.add_argument("--rows", type=int, default=1000)
-    e.add_argument("--shift-start", default=None)
-    e.add_argument("--corrupt", action="append", help="a day (YYYY-MM-DD) whose batch to corrupt; repeatable")
+    e.add_argument("--shift-start", default=None, type=day_argument)
+    e.add_argument("--corrupt", action="append", type=day_argument, help="a day (YYYY-MM-DD) whose batch to corrupt; repeatable")
     e.set_defaults(func=cmd_example_data)
 
     a = sub.add_parser("airflow-info", help=argparse.SUPPRESS)
@@ -645,7 +659,9 @@ def main(argv: list[str] | None = None) -> int:
         from mlops_lifecycle.spec import SpecError
 
         if isinstance(exc, SpecError | RegistryError | ScaffoldError):
-            print(f"error: {exc}", file=sys.stderr)
+            from mlops_lifecycle import masking
+
+            print(masking.redact(f"error: {exc}"), file=sys.stderr)
             return 2
         raise
 

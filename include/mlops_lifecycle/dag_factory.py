@@ -96,9 +96,17 @@ def _actor(context: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-# Keys of the daily DAG's retraining request (monitoring.decide_retraining) kept as evidence.
-_EVIDENCE_KEYS = ("ds", "drift_share", "drifted_columns", "prediction_drift", "concept", "report_html",
-                  "champion_version")
+def _checked_conf(name: str, kind: str, context: dict[str, Any]) -> Any:
+    """The run's conf, typed by :func:`run_conf.check_conf`; a refused key fails the task
+    (the first of each manual DAG) at once, naming the key, with no retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlops_lifecycle import run_conf
+
+    try:
+        return run_conf.check_conf(get_spec(name), kind, context["dag_run"].conf, dict(context["params"]))
+    except run_conf.ConfError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def _default_args(spec: ModelSpec) -> dict[str, Any]:
@@ -139,6 +147,33 @@ def _common(spec: ModelSpec, kind: str, what: str) -> dict[str, Any]:
 
 
 # ---- the daily DAG ---------------------------------------------------------------
+
+
+class RetrainingRequest(TriggerDagRunOperator):
+    """The daily DAG's request for a retraining run: one run per model and day (its run id).
+
+    A second request for the same day is skipped while that day's run succeeded, or is
+    still queued or running; a run that failed (its worker was killed after registering a
+    version, say) is reset and runs again instead, so the rerun of the day finishes the
+    promotion decision rather than logging "Dag Run already exists, skipping". Every task
+    of the retraining DAG is idempotent: a decided version is never trained or decided twice.
+    """
+
+    def execute(self, context: Any) -> Any:
+        state = None
+        try:
+            state = context["ti"].get_dagrun_state(dag_id=self.trigger_dag_id, run_id=str(self.trigger_run_id))
+        except Exception:  # noqa: BLE001 - no such run yet (or the API cannot say): a plain trigger
+            state = None
+        unfinished_business = state is not None and str(state).rpartition(".")[2].lower() not in {
+            "success", "running", "queued"}
+        if unfinished_business:
+            log.warning("retraining run %s of %s ended %s; resetting it so the request is carried out",
+                        self.trigger_run_id, self.trigger_dag_id, state)
+        self.reset_dag_run = unfinished_business
+        self.skip_when_already_exists = not unfinished_business
+        return super().execute(context)
+
 
 # The day a daily run processes, as its ingest task resolved it (``_ds``): the triggers
 # name the retraining run after it and give it that logical date, also for a run that
@@ -276,7 +311,7 @@ def build_daily(spec: ModelSpec) -> DAG:
             logging.getLogger(__name__).info("retraining decision: %s", decision)
             return decision if decision["retrain"] else False
 
-        trigger_retraining = TriggerDagRunOperator(
+        trigger_retraining = RetrainingRequest(
             task_id="trigger_retraining",
             trigger_dag_id=dag_id(name, "retrain"),
             # One request per model and day: a second trigger for the same day is skipped.
@@ -287,7 +322,7 @@ def build_daily(spec: ModelSpec) -> DAG:
             # Never wait here: a waiting trigger blocks a worker slot (and hangs `dags test`).
             wait_for_completion=False,
         )
-        trigger_first_training = TriggerDagRunOperator(
+        trigger_first_training = RetrainingRequest(
             task_id="trigger_first_training",
             trigger_dag_id=dag_id(name, "retrain"),
             trigger_run_id="first_training__" + _RUN_DAY,
@@ -347,6 +382,7 @@ def build_retrain(spec: ModelSpec) -> DAG:
         def assemble_window(**context) -> dict:
             from mlops_lifecycle import training
 
+            _checked_conf(name, "retrain", context)  # before any work: every key typed, evidence only from the lake
             p = context["params"]
             return training.assemble_window(get_spec(name), p.get("end_date") or _ds(context), p["window_days"])
 
@@ -364,12 +400,19 @@ def build_retrain(spec: ModelSpec) -> DAG:
         @task.short_circuit
         def has_new_data(window: dict, checked: dict, **context) -> bool:
             """Skip training when a version was already trained on this exact data, spec and
-            code (a rerun, a retry, a second request): unless forced, nothing is registered twice."""
+            code (a rerun, a retry, a second request) and decided: unless forced, nothing is
+            registered twice. A version registered but never decided (its run was killed in
+            between) is not skipped: train resumes with it and compare_and_promote decides."""
             from mlops_lifecycle import training
 
             if context["params"]["force"]:
                 return True
             done = training.already_trained(get_spec(name), window)
+            if done is not None and training.is_undecided(done):
+                logging.getLogger(__name__).info(
+                    "v%s was registered from this exact data, spec and code but never decided; resuming to decide it",
+                    done.version)
+                return True
             if done is not None:
                 logging.getLogger(__name__).info(
                     "v%s (status %s) was trained on this exact data, spec and code; skipping (force to train again)",
@@ -378,15 +421,17 @@ def build_retrain(spec: ModelSpec) -> DAG:
 
         @task
         def train(window: dict, **context) -> dict:
-            from mlops_lifecycle import training
+            from mlops_lifecycle import run_conf, training
 
             conf = context["dag_run"].conf or {}
+            # The evidence comes from the daily DAG's recorded request that the conf names, never from the conf.
+            evidence = run_conf.request_evidence(get_spec(name), conf)
             trigger = {
                 "reason": conf.get("reason") or context["params"]["reason"],
                 "detail": conf.get("detail"),
                 "by": _actor(context),
                 "evidence_ds": conf.get("ds"),
-                "evidence": {k: conf[k] for k in _EVIDENCE_KEYS if conf.get(k) is not None},
+                "evidence": {**({"ds": conf["ds"]} if evidence else {}), **evidence},
             }
             return training.train_and_register(get_spec(name), window, trigger=trigger)
 
@@ -428,6 +473,7 @@ def build_rollback(spec: ModelSpec) -> DAG:
         def set_champion_back(**context) -> dict:
             from mlops_lifecycle import registry
 
+            _checked_conf(name, "rollback", context)
             p = context["params"]
             return registry.rollback(get_spec(name), actor=_actor(context), reason=p["reason"], to_version=p["to_version"])
 
@@ -455,6 +501,7 @@ def build_approve(spec: ModelSpec) -> DAG:
         def promote_challenger(**context) -> dict:
             from mlops_lifecycle import registry
 
+            _checked_conf(name, "approve", context)
             p = context["params"]
             return registry.approve(get_spec(name), actor=_actor(context), reason=p["reason"], version=p.get("version"))
 
@@ -536,26 +583,30 @@ def _build_model(spec: ModelSpec, wanted: str | None) -> dict[str, DAG]:
 def build_all(folder: str | None = None) -> dict[str, DAG]:
     """DAGs for every spec in the specs folder, keyed by dag id, in a stable order.
 
-    A broken spec, or one whose DAGs fail to build for any reason, yields one
-    ``<name>__invalid_spec`` DAG carrying its error (and a warning in the DAG processor's
-    log) and leaves every other model's DAGs intact. When a task process parses the file,
-    only that task's DAG is built.
+    The specs are judged by :func:`spec.audit_folder`, the rule set ``mlops check`` applies
+    too: a spec it refuses (alone, or with another file claiming its model or its MLflow
+    registered model, in which case both are refused), or one whose DAGs fail to build for
+    any reason, yields one ``<name>__invalid_spec`` DAG carrying its error (and a warning
+    in the DAG processor's log) and leaves every other model's DAGs intact. When a task
+    process parses the file, only that task's DAG is built (the folder is still read
+    whole, so a clash is seen there as well).
+
+    ``mlops check`` also imports what a spec names (feature functions, Python sources,
+    XGBoost parameters, Evidently's stat tests): too heavy for parse time, those fail
+    their task at run time with the same message instead.
     """
     from airflow.sdk.exceptions import AirflowTimetableInvalid
 
     wanted = get_parsing_context().dag_id
     out: dict[str, DAG] = {}
-    first_of: dict[str, Path] = {}
+    valid, broken = spec_mod.audit_folder(folder)
     for path in spec_mod.spec_paths(folder):
-        first = first_of.setdefault(path.stem, path)  # a name is its file's stem: a.yaml and a.yml clash
         if not _builds(path, wanted):
             continue
-        model: ModelSpec | None = None
+        model = valid.get(path)
         try:
-            if first != path:
-                raise spec_mod.SpecError(spec_mod.format_problems(
-                    path, [("name", f"model {path.stem!r} is already defined by {first.name}")]))
-            model = spec_mod.load_spec(path)
+            if model is None:
+                raise spec_mod.SpecError(broken.get(path) or f"model spec {path} could not be loaded")
             out.update(_build_model(model, wanted))
         except Exception as exc:  # noqa: BLE001 - one broken model must not hide the others
             if model is not None:

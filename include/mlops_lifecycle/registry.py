@@ -207,15 +207,21 @@ def _alert(spec: ModelSpec, entry: dict[str, Any]) -> None:
                 ident=f"audit{entry['seq']:04d}-{action}-v{to}")
 
 
-def set_champion(spec: ModelSpec, version: int | str, *, actor: str, reason: str, action: str = "promote") -> dict:
+def set_champion(spec: ModelSpec, version: int | str, *, actor: str, reason: str, action: str = "promote",
+                 resume: bool = False) -> dict:
     """Make ``version`` the champion; the replaced champion becomes ``previous_champion``.
+
+    ``resume``: finish a promotion a killed process began (the aliases may have moved
+    already; the tags and the audit entry follow).
 
     Returns the audit entry. Raises RegistryError when the version does not exist.
     """
     c = client()
     target = get_version(spec, version)
     current = champion(spec)
-    if current is not None and current.version == target.version:
+    if current is not None and current.version == target.version and resume:
+        current = _get_alias(spec, PREVIOUS)  # the alias moved before the kill: what it replaced
+    elif current is not None and current.version == target.version:
         raise RegistryError(f"{spec.model_name} v{target.version} is already the champion")
     if current is not None:
         c.set_registered_model_alias(spec.model_name, PREVIOUS, current.version)

@@ -334,17 +334,48 @@ def run_queued(dag: Any, logfile: Path | None = None) -> list[dict[str, Any]]:
     return done
 
 
+def abandoned_runs(dag_id: str) -> list[Any]:
+    """Runs of a DAG left RUNNING by a process that was killed.
+
+    The replay runs one DAG run at a time in its own process, so at the start of a day no
+    run of the model's DAGs can be under way: a RUNNING one lost its process (kill -9,
+    a crash) with no scheduler to notice. (Two replays of one model at once are not supported.)
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.state import DagRunState
+
+    return list(DagRun.find(dag_id=dag_id, state=DagRunState.RUNNING))
+
+
+def resume_abandoned(dag: Any, logfile: Path | None = None) -> list[dict[str, Any]]:
+    """Run again, with their logical date and conf, the runs of ``dag`` a killed process left
+    RUNNING: the retraining DAG's tasks are idempotent, so a version registered before the
+    kill is decided now instead of being skipped by the day's "already exists" trigger."""
+    done = []
+    for run in sorted(abandoned_runs(dag.dag_id), key=lambda r: str(r.logical_date)):
+        conf = dict(run.conf or {})
+        record = queued_record(run)
+        log.warning("%s: run %s was left running by a killed process; running it again", dag.dag_id, run.run_id)
+        with quiet_airflow(logfile), task_logs():
+            dr = run_recorded(dag, run.logical_date, record, conf)
+        done.append({"run_id": run.run_id, "conf": conf, "state": str(dr.state), "tasks": _states(dr),
+                     "resumed": True})
+    return done
+
+
 def run_day(spec: ModelSpec, dags: dict[str, Any], day: dt.date, logfile: Path | None = None,
             requester: str = REPLAY_USER) -> DayResult:
     """Run the daily DAG for ``day`` (recorded as a backfill run asked for by ``requester``),
-    then any retraining it queued."""
+    then any retraining it queued (first finishing any retraining a killed replay left
+    unfinished, see :func:`resume_abandoned`)."""
     daily = dags[dag_factory.dag_id(spec.name, "daily")]
     retrain = dags[dag_factory.dag_id(spec.name, "retrain")]
+    resumed = resume_abandoned(retrain, logfile)
     logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     with quiet_airflow(logfile), task_logs():
         dr = run_recorded(daily, logical, backfill_record(logical, requester))
     result = DayResult(ds=day.isoformat(), daily_state=str(dr.state), tasks=_states(dr))
-    result.retrain_runs = run_queued(retrain, logfile)
+    result.retrain_runs = resumed + run_queued(retrain, logfile)
     return result
 
 

@@ -12,8 +12,8 @@ The plugin in ``plugins/mlops_reports_plugin.py`` mounts :data:`app` under ``/ml
 identifier and a day a ``YYYY-MM-DD`` date, re-formatted from the parsed date; a report is one
 of three fixed names; a Data Docs page is looked up, by its text, among the regular files found
 by walking that model's site (symlinks are neither followed nor listed). Whatever is served must
-still resolve inside its own root (the lake, or the Data Docs folder), so a symlink planted in
-the lake cannot point out of it. Anything else is a 404 that says no more than "not found".
+still resolve inside that model's own folder (of the lake, or of the Data Docs), so a symlink
+planted in the lake can point neither out of it nor at another model's files. Anything else is a 404 that says no more than "not found".
 
 **Authentication.** Airflow 3.3 does not authenticate plugin apps: ``init_plugins`` in
 ``airflow/api_fastapi/app.py`` attaches them with a bare ``app.mount()``, and the core API's
@@ -86,11 +86,14 @@ def checked_day(ds: str) -> dt.date:
         raise NotServed("not found") from None
 
 
-def _inside(path: Path, root: Path) -> Path:
-    """The resolved regular file ``path``, provided it resolves inside ``root``."""
+def _inside(path: Path, root: Path, model: str | None = None) -> Path:
+    """The resolved regular file ``path``, provided it resolves inside ``root`` (inside
+    ``root/<model>`` when a model is named: that folder is not resolved, so a model folder
+    that is itself a link to another model's resolves outside it)."""
     try:
         real = path.resolve(strict=True)
         base = root.resolve(strict=True)
+        base = base / checked_model(model) if model is not None else base
     except (OSError, RuntimeError):
         raise NotServed("not found") from None
     if not real.is_relative_to(base) or not real.is_file():
@@ -108,7 +111,10 @@ def report_file(model: str, kind: str, ds: str, name: str) -> Path:
     if (kind, name) not in REPORT_FILES:
         raise NotServed("not found")
     day = checked_day(ds)
-    return _inside(lake.report_dir(checked_model(model), kind, day) / name, lake.root())
+    model = checked_model(model)
+    # The model's own folder, not the lake: a symlink in one model's reports must not serve another's
+    # files (the user was authorised for this model only).
+    return _inside(lake.report_dir(model, kind, day) / name, lake.root(), model)
 
 
 def data_docs_root(model: str) -> Path:
@@ -144,7 +150,7 @@ def data_docs_file(model: str, page: str) -> Path:
     files = data_docs_files(model)
     if page not in files:
         raise NotServed("not found")
-    return _inside(files[page], lake.data_docs_dir())
+    return _inside(files[page], lake.data_docs_dir(), model)
 
 
 def data_docs_page_for_day(model: str, ds: str | dt.date) -> str | None:

@@ -771,21 +771,101 @@ def format_problems(path: str | Path, problems: list[tuple[str, str]], *, more_m
     return "\n".join(lines)
 
 
+# ---- limits checked before a spec is parsed ------------------------------------------------
+# The DAG processor parses every spec on every pass of the DAG file (30 s for all of them), and
+# `mlops check` reads them too: a spec is a page of settings, so anything far larger or deeper
+# is refused before PyYAML or pydantic spend time on it (a 4.7 MB tags list took every model's
+# DAGs down; a 5,000-level nesting crashed the check with a RecursionError). The largest real
+# spec is a few KB; these leave room for hundreds of features with long category lists.
+MAX_SPEC_BYTES = 256 * 1024
+MAX_SPEC_DEPTH = 20
+MAX_SPEC_NODES = 50_000
+
+
+def read_spec_text(path: str | Path) -> str:
+    """The text of a spec file, checked before any parsing: at most :data:`MAX_SPEC_BYTES`
+    bytes on disk (never more is read), UTF-8, and YAML no deeper than :data:`MAX_SPEC_DEPTH`
+    with at most :data:`MAX_SPEC_NODES` nodes, aliases counted as what they expand to.
+
+    Raises:
+        SpecError: naming the file and the limit it breaks.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read model spec {path}: {exc}") from exc
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"model spec {path} is larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is settings, "
+                        "not data (move long lists into the data or a feature function)")
+    if b"\0" in data:  # valid UTF-8, but never in a text file: UTF-16 or a binary file
+        raise SpecError(f"model spec {path} is not UTF-8 text: it holds NUL bytes (UTF-16, or not text at all); "
+                        "save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"model spec {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset "
+                        f"{exc.start} ({exc.reason}); save it as UTF-8") from None
+    _check_yaml_shape(path, text)
+    return text
+
+
+def _check_yaml_shape(path: Path, text: str) -> None:
+    """Walk the YAML event stream (no recursion, no objects built) and refuse a document
+    nested deeper than :data:`MAX_SPEC_DEPTH` or holding more than :data:`MAX_SPEC_NODES`
+    nodes once aliases are expanded (what pydantic would then walk)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth, nodes = 0, 0
+    anchors: dict[str, int] = {}  # anchor -> the nodes it stands for
+    open_anchors: list[tuple[str | None, int]] = []  # per open collection: its anchor, nodes before it
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent):
+                nodes += anchors.get(event.anchor, 1)
+            elif isinstance(event, yaml.ScalarEvent):
+                nodes += 1
+                if event.anchor:
+                    anchors[event.anchor] = 1
+            elif isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                nodes += 1
+                open_anchors.append((event.anchor, nodes - 1))
+                if depth > MAX_SPEC_DEPTH:
+                    raise SpecError(f"model spec {path} nests deeper than {MAX_SPEC_DEPTH} levels "
+                                    f"(line {event.start_mark.line + 1}); a spec needs a handful")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+                anchor, before = open_anchors.pop()
+                if anchor:
+                    anchors[anchor] = nodes - before
+            if nodes > MAX_SPEC_NODES:
+                raise SpecError(f"model spec {path} holds more than {MAX_SPEC_NODES:,} values (aliases expanded); "
+                                "a spec is settings, not data")
+    except yaml.YAMLError as exc:
+        if "nesting depth" in str(getattr(exc, "problem", "")):  # libyaml's own depth limit, met first
+            raise SpecError(f"model spec {path} nests deeper than {MAX_SPEC_DEPTH} levels "
+                            f"({exc.problem}); a spec needs a handful") from None
+        raise SpecError(f"model spec {path} is not valid YAML: {exc}") from exc
+
+
 def load_spec(path: str | Path) -> ModelSpec:
     """Read and validate one spec file.
 
     Raises:
-        SpecError: the file is missing, is not YAML, or breaks the schema; the message
-            names the file and every offending field: field errors and, for the fields
-            that are valid, the rules across fields too.
+        SpecError: the file is missing, too large or deep (:func:`read_spec_text`), not
+            UTF-8, is not YAML, or breaks the schema; the message names the file and every
+            offending field: field errors and, for the fields that are valid, the rules
+            across fields too.
     """
     path = Path(path)
+    text = read_spec_text(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(f"cannot read model spec {path}: {exc}") from exc
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise SpecError(f"model spec {path} is not valid YAML: {exc}") from exc
+    except RecursionError:  # the shape check bounds the depth; this is the last guard
+        raise SpecError(f"model spec {path} nests too deeply") from None
     if not isinstance(raw, dict):
         raise SpecError(f"model spec {path} must be a YAML mapping, got {type(raw).__name__}")
     problems: list[tuple[str, str]] = []
@@ -830,25 +910,27 @@ def get_spec(name: str, folder: str | Path | None = None) -> ModelSpec:
     raise SpecError(f"no model spec named {name!r} in {Path(folder) if folder else config.specs_dir()}")
 
 
-def load_all(folder: str | Path | None = None) -> tuple[list[tuple[Path, ModelSpec]], list[str]]:
-    """Load every spec of the folder, and check them against each other.
+def audit_folder(folder: str | Path | None = None) -> tuple[dict[Path, ModelSpec], dict[Path, str]]:
+    """Load every spec of the folder and check them against each other: the one rule set
+    that both ``mlops check`` and the DAG factory apply.
 
     Returns:
-        The valid specs with their files, and one error message per broken file. Two
-        files naming one model, or one MLflow registered model, are both broken: they
-        would share DAG ids or overwrite each other's versions and aliases.
+        The valid specs by file, and one error message per broken file. Two files naming
+        one model, or one MLflow registered model, are both broken: they would share DAG ids
+        or overwrite each other's versions and aliases (one model's rollback would move the
+        other's champion).
     """
-    loaded: list[tuple[Path, ModelSpec]] = []
-    errors: list[str] = []
+    loaded: dict[Path, ModelSpec] = {}
+    broken: dict[Path, str] = {}
     for path in spec_paths(folder):
         try:
-            loaded.append((path, load_spec(path)))
+            loaded[path] = load_spec(path)
         except SpecError as exc:
-            errors.append(str(exc))
+            broken[path] = str(exc)
     clashes: dict[Path, list[tuple[str, str]]] = {}
     for what, key in (("model", lambda s: s.name), ("MLflow registered model", lambda s: s.model_name)):
         owners: dict[str, list[tuple[Path, ModelSpec]]] = {}
-        for path, spec in loaded:
+        for path, spec in loaded.items():
             owners.setdefault(key(spec), []).append((path, spec))
         for value, group in owners.items():
             for path, spec in group if len(group) > 1 else ():
@@ -857,8 +939,21 @@ def load_all(folder: str | Path | None = None) -> tuple[list[tuple[Path, ModelSp
                 field = "registered_model_name" if what != "model" and spec.registered_model_name else "name"
                 others = ", ".join(p.name for p, _ in group if p != path)
                 clashes.setdefault(path, []).append((field, f"{what} {value!r} is also defined by {others}"))
-    errors += [format_problems(path, problems) for path, problems in clashes.items()]
-    return [(p, s) for p, s in loaded if p not in clashes], errors
+    for path, problems in clashes.items():
+        broken[path] = format_problems(path, problems)
+        del loaded[path]
+    return loaded, broken
+
+
+def load_all(folder: str | Path | None = None) -> tuple[list[tuple[Path, ModelSpec]], list[str]]:
+    """Load every spec of the folder, and check them against each other (:func:`audit_folder`).
+
+    Returns:
+        The valid specs with their files, and one error message per broken file (files
+        that fail on their own first, then the clashes between files).
+    """
+    loaded, broken = audit_folder(folder)
+    return list(loaded.items()), list(broken.values())
 
 
 def check_all(folder: str | Path | None = None) -> tuple[list[ModelSpec], list[str]]:

@@ -281,7 +281,10 @@ def _trigger_tags(trigger: dict[str, Any], window: dict[str, Any]) -> dict[str, 
             tags[f"trigger.{key}"] = (json.dumps(value) if isinstance(value, list | dict) else str(value))[:4900]
     concept = evidence.get("concept") or {}
     if concept.get("metric") and concept.get("value") is not None:
-        tags["trigger.concept"] = f"{concept['metric']}={concept['value']:.4f} (holdout {concept.get('baseline')})"
+        value = concept["value"]
+        # Never a format error after the fit: the evidence is data, whatever its type.
+        shown = f"{value:.4f}" if isinstance(value, int | float) and not isinstance(value, bool) else repr(value)[:100]
+        tags["trigger.concept"] = f"{concept['metric']}={shown} (holdout {concept.get('baseline')})"
     return tags
 
 
@@ -315,6 +318,7 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
     with that version instead of registering the same training twice.
     """
     config.quiet_third_party()
+    end_abandoned_runs(spec)
     resumed = _undecided_version(spec, window)
     if resumed is not None:
         return resumed
@@ -359,7 +363,8 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
     reference = reference.sample(n=min(len(reference), spec.training.reference_rows), random_state=spec.training.seed)
 
     exp_id = registry.ensure_experiment(spec)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"{spec.name} window {window['start_ds']}..{window['end_ds']}") as run:
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{spec.name} window {window['start_ds']}..{window['end_ds']}",
+                          tags={TRAINING_RUN_TAG: "training"}) as run:
         mlflow.log_params({f"xgb.{k}": v for k, v in params.items()})
         mlflow.log_params(
             {
@@ -488,7 +493,14 @@ def compare_and_promote(
 
     ``auto_promote`` overrides the spec's ``promotion.mode`` (False parks a winner as
     ``challenger`` for approval). Returns the decision, with every reason.
+
+    Resumable and idempotent: a version already decided is left as it is (its recorded
+    decision is returned), and a decision recorded on the run but not carried out (the
+    process was killed in between) is carried out as recorded, not taken again.
     """
+    resumed = _resume_decision(spec, trained, actor=actor)
+    if resumed is not None:
+        return resumed
     import mlflow
     import pandas as pd
 
@@ -538,15 +550,11 @@ def compare_and_promote(
                     spec.name)
         wants_auto = False
         why += " (the run asked for automatic promotion; the spec requires approval)"
-    if not decision.promote:
-        registry.reject(spec, trained["version"], actor=actor, reason=why)
-        outcome = "rejected"
-    elif wants_auto:
-        registry.set_champion(spec, trained["version"], actor=actor, reason=why)
-        outcome = "promoted"
-    else:
-        registry.mark_challenger(spec, trained["version"], actor=actor, reason=why)
-        outcome = "awaiting_approval"
+    outcome = "rejected" if not decision.promote else "promoted" if wants_auto else "awaiting_approval"
+    # The outcome is on the run before the registry changes: a rerun after a kill here carries it out.
+    registry.client().set_tag(trained["run_id"], "promotion.outcome", outcome)
+    registry.client().set_tag(trained["run_id"], "promotion.why", why[:4900])
+    _carry_out(spec, trained["version"], outcome, actor=actor, why=why)
     log.info("%s v%s %s: %s", spec.model_name, trained["version"], outcome, decision.summary)
     return {
         "model": spec.name,
@@ -555,3 +563,99 @@ def compare_and_promote(
         "champion_version": champ.version if champ else None,
         **decision.as_dict(),
     }
+
+
+# ---- runs of killed trainings (issue 15) ------------------------------------------------------
+
+# Marks the MLflow runs a training starts, so the next one can tell its abandoned predecessors.
+TRAINING_RUN_TAG = "mlops.stage"
+
+
+def end_abandoned_runs(spec: ModelSpec) -> list[str]:
+    """End the training runs of the model that a killed process left RUNNING.
+
+    Called before a training starts: the retraining DAG runs one at a time per model
+    (``max_active_runs=1``), so no other training of the model can be under way and a
+    RUNNING one is abandoned. A run that got as far as registering its version is ended
+    FINISHED (the version is whole: it was registered last, with all its tags), any other
+    KILLED, each tagged with why. Runs of older code (no stage tag) are found by their name.
+
+    Returns:
+        The ids of the runs ended.
+    """
+    c = registry.client()
+    exp = c.get_experiment_by_name(spec.name)
+    if exp is None:
+        return []
+    found = {r.info.run_id: r for r in c.search_runs(
+        [exp.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)}
+    registered = {v.run_id for v in registry.versions(spec)}
+    ended = []
+    for run_id, run in found.items():
+        tags = run.data.tags
+        ours = tags.get(TRAINING_RUN_TAG) == "training" or tags.get("mlflow.runName", "").startswith(f"{spec.name} window ")
+        if not ours:
+            continue
+        status = "FINISHED" if run_id in registered else "KILLED"
+        c.set_tag(run_id, "mlops.ended_by", "the next training of the model: the process of this run was killed")
+        c.set_terminated(run_id, status=status)
+        log.warning("%s: training run %s was left RUNNING by a killed process; ended as %s", spec.name, run_id, status)
+        ended.append(run_id)
+    return ended
+
+
+# ---- resuming a decision after a kill (issue 15) --------------------------------------------
+
+
+# What each status a decision (or a later change) leaves means for the comparison that made it.
+_OUTCOME_OF_STATUS = {"champion": "promoted", "retired": "promoted", "rolled_back": "promoted",
+                      "rejected": "rejected", "awaiting_approval": "awaiting_approval", "superseded": "awaiting_approval"}
+
+
+def is_undecided(mv: Any) -> bool:
+    """Whether a registered version still waits for its promotion decision (status ``candidate``,
+    or none: registered outside :func:`train_and_register`)."""
+    return mv.tags.get("status") not in _OUTCOME_OF_STATUS
+
+
+def _carry_out(spec: ModelSpec, version: str, outcome: str, *, actor: str, why: str, resume: bool = False) -> None:
+    """Make the registry say ``outcome`` for ``version`` (``resume``: some of it may be done already)."""
+    if outcome == "rejected":
+        registry.reject(spec, version, actor=actor, reason=why)
+    elif outcome == "promoted":
+        registry.set_champion(spec, version, actor=actor, reason=why, resume=resume)
+    else:
+        registry.mark_challenger(spec, version, actor=actor, reason=why)
+
+
+def _resume_decision(spec: ModelSpec, trained: dict[str, Any], *, actor: str) -> dict[str, Any] | None:
+    """The result of a comparison made before, or None when the version still needs one.
+
+    A version whose status is no longer ``candidate`` was decided: nothing changes. A run
+    that holds its outcome (``promotion.outcome``) while its version is still a candidate was
+    killed between deciding and recording: the recorded outcome is carried out (the champion
+    may already be the challenger itself, so comparing again would judge it against itself).
+    """
+    import mlflow.artifacts
+
+    mv = registry.get_version(spec, trained["version"])
+    run = registry.client().get_run(trained["run_id"])
+    outcome = run.data.tags.get("promotion.outcome")
+    if is_undecided(mv) and outcome is None:
+        return None
+    try:
+        decision = mlflow.artifacts.load_dict(f"runs:/{trained['run_id']}/evaluation/promotion_decision.json")
+    except Exception:  # noqa: BLE001 - a version decided before this record existed (or by hand)
+        decision = {}
+    if is_undecided(mv):
+        why = run.data.tags.get("promotion.why") or run.data.tags.get("promotion.reasons", "")
+        log.warning("%s v%s: its %s decision was recorded but not carried out (the run was killed); carrying it out",
+                    spec.model_name, mv.version, outcome)
+        _carry_out(spec, str(mv.version), outcome, actor=actor, why=why, resume=True)
+    else:
+        outcome = _OUTCOME_OF_STATUS.get(mv.tags.get("status"), mv.tags.get("status"))
+        log.info("%s v%s was decided before (status %s); nothing to do", spec.model_name, mv.version,
+                 mv.tags.get("status"))
+    compared = run.data.tags.get("promotion.compared_with", "none")
+    return {"model": spec.name, "version": str(mv.version), "outcome": outcome,
+            "champion_version": None if compared == "none" else compared.lstrip("v"), "resumed": True, **decision}

@@ -3,6 +3,8 @@ and every generated DAG carries the owner, tags, retries and docs the spec asks 
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -210,6 +212,8 @@ def test_a_task_process_builds_the_invalid_spec_dag_it_runs(tmp_path, monkeypatc
 
 
 def test_two_files_of_one_model_do_not_overwrite_each_other(tmp_path, monkeypatch):
+    """As ``mlops check`` says, both files of one model are refused: neither can build DAGs
+    the other's would then silently replace."""
     from mlops_lifecycle.dag_factory import build_all, invalid_spec_dag_id
 
     specs = tmp_path / "specs"
@@ -220,9 +224,10 @@ def test_two_files_of_one_model_do_not_overwrite_each_other(tmp_path, monkeypatc
 
     dags = build_all(str(specs))
 
-    assert dags["late_delivery__daily"].owner == "ml-platform"
-    assert "late_delivery.yml" in dags[second_id].doc_md
-    assert "  - name: model 'late_delivery' is already defined by late_delivery.yaml" in dags[second_id].doc_md
+    assert sorted(dags) == sorted(["late_delivery__invalid_spec", second_id])
+    assert "  - name: model 'late_delivery' is also defined by late_delivery.yaml" in dags[second_id].doc_md
+    assert "  - name: model 'late_delivery' is also defined by late_delivery.yml" in (
+        dags["late_delivery__invalid_spec"].doc_md)
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", second_id)  # its task process finds it too
     assert list(build_all(str(specs))) == [second_id]
 
@@ -267,3 +272,68 @@ def test_only_the_scheduled_dag_starts_paused(bag):
             assert dag.is_paused_upon_creation is False, dag_id
         else:
             assert dag.is_paused_upon_creation is not False, dag_id
+
+
+def test_a_registered_model_name_clash_isolates_both_specs(tmp_path, monkeypatch):
+    """An intruder claiming another model's MLflow registered model: ``mlops check`` refuses
+    both files, and so does the DAG factory (same rule set): neither model gets a rollback
+    (or any) DAG that could move the other's champion, both show as invalid-spec DAGs."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlops_lifecycle.cli import check_specs
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    _spec_file(specs, "late_delivery.yaml", "late_delivery")
+    _spec_file(specs, "intruder.yaml", "intruder", registered_model_name="late_delivery")
+    _spec_file(specs, "bystander.yaml", "bystander")
+    monkeypatch.setenv("MLOPS_SPECS_DIR", str(specs))
+
+    bag = DagBag(dag_folder=str(DAGS))
+
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == sorted(["late_delivery__invalid_spec", "intruder__invalid_spec",
+                                          *(f"bystander__{k}" for k in ("daily", "retrain", "rollback", "approve"))])
+    passed, errors = check_specs(specs)
+    assert [p.name for p, _, _ in passed] == ["bystander.yaml"]
+    for name in ("late_delivery", "intruder"):
+        doc = bag.dags[f"{name}__invalid_spec"].doc_md
+        assert f"{name}.yaml" in doc and "MLflow registered model 'late_delivery' is also defined by" in doc
+        assert any(f"{name}.yaml" in e and e in doc for e in errors), "the factory's message is the check's"
+    # A task process of a rollback queued before the clash finds no rollback DAG to run.
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "late_delivery__rollback")
+    from mlops_lifecycle.dag_factory import build_all
+
+    assert list(build_all(str(specs))) == ["late_delivery__invalid_spec"]
+
+
+def test_a_5mb_spec_leaves_the_other_models_dags_and_the_parse_quick(tmp_path):
+    """A valid-looking 5 MB spec (a 700 k-item tags list) in the specs folder: the DAG file
+    still builds every other model's DAGs, within a generous CPU budget for them, and the
+    big one is an invalid-spec DAG naming its file and the size limit."""
+    import yaml
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("late_delivery", "retail_demand"):
+        (specs / f"{name}.yaml").write_text((DAGS / "specs" / f"{name}.yaml").read_text())
+    data = yaml.safe_load((DAGS / "specs" / "late_delivery.yaml").read_text())
+    data["name"] = "huge"
+    text = yaml.safe_dump(data) + "tags:\n" + "- t\n" * 1_300_000
+    (specs / "huge.yaml").write_text(text)
+    assert (specs / "huge.yaml").stat().st_size >= 5_000_000
+    code = (
+        "import json, sys, time, warnings; warnings.simplefilter('ignore'); "
+        "from mlops_lifecycle.dag_factory import build_all; import airflow.sdk; "
+        "t = time.process_time(); dags = build_all(); s = time.process_time() - t; "
+        "print('RESULT=' + json.dumps({'seconds': s, 'ids': sorted(dags), "
+        "'doc': dags['huge__invalid_spec'].doc_md}))"
+    )
+    env = {**os.environ, "MLOPS_SPECS_DIR": str(specs)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         cwd=ROOT, timeout=120).stdout
+    result = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT="))[len("RESULT="):])
+    assert result["ids"] == sorted(["huge__invalid_spec", *(f"{m}__{k}" for m in ("late_delivery", "retail_demand")
+                                                            for k in ("approve", "daily", "retrain", "rollback"))])
+    assert "huge.yaml" in result["doc"] and "is larger than" in result["doc"]
+    assert result["seconds"] < 2.0, f"building the DAGs took {result['seconds']:.2f} CPU seconds"

@@ -415,7 +415,8 @@ def _kill_when(proc: subprocess.Popen, appeared: Callable[[], bool], timeout: fl
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"the training process ended before it could be killed: {proc.stderr.read()[-2000:]}")
+            said = proc.stderr.read()[-2000:] if proc.stderr else "(its output went to a file)"
+            raise AssertionError(f"the training process ended before it could be killed: {said}")
         if appeared():
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
@@ -572,3 +573,193 @@ def registry_state_at(world) -> dict:
     finally:
         if saved is not None:
             os.environ["MLFLOW_TRACKING_URI"] = saved
+
+
+# ---- a kill between registration and the promotion decision (issue 15, D3) ----------------------
+
+RETRAIN = """
+import datetime as dt, json, sys
+from mlops_lifecycle import replay
+from mlops_lifecycle.spec import get_spec
+dags = replay.load_dags(get_spec("late_delivery"))
+dr = dags["late_delivery__retrain"].test(logical_date=dt.datetime.fromisoformat(sys.argv[1]),
+                                         run_conf=json.loads(sys.argv[2]))
+print(str(dr.state))
+"""
+
+
+def _undecided(spec) -> list:
+    from mlops_lifecycle import registry
+
+    return [v for v in registry.versions(spec) if v.tags.get("status") == "candidate"]
+
+
+def _new_reference(spec, known: set[str]) -> Callable[[], bool]:
+    """True once a version beyond ``known`` is registered: its drift reference is cached in the
+    lake right after the registration, in the train task, before the promotion task starts."""
+    from mlops_lifecycle import lake
+
+    base = lake.root() / spec.name / "reference"
+    return lambda: base.is_dir() and any(p.name not in known and (p / "reference.parquet").exists()
+                                         for p in base.iterdir())
+
+
+def _references(spec) -> set[str]:
+    from mlops_lifecycle import lake
+
+    base = lake.root() / spec.name / "reference"
+    return {p.name for p in base.iterdir()} if base.is_dir() else set()
+
+
+def _decided_once(spec, version: str) -> str:
+    """The version's decision is recorded once: champion, or rejected with its reason."""
+    from mlops_lifecycle import registry
+
+    mv = registry.get_version(spec, version)
+    status = mv.tags.get("status")
+    assert status in {"champion", "rejected", "awaiting_approval"}, f"v{version} left {status}"
+    if status == "champion":
+        assert registry.champion(spec).version == version
+    if status == "rejected":
+        assert mv.tags.get("rejection_reason")
+    entries = [e for e in registry.audit_log(spec) if e["to_version"] == version]
+    assert len(entries) == 1, entries
+    return status
+
+
+def test_a_retraining_killed_after_registration_is_decided_by_the_retrain_dags_rerun(world, tmp_path):
+    """kill -9 of the retrain DAG after "registered ... vN" and before compare_and_promote: the
+    rerun (same conf, no force) resumes with vN instead of skipping it as already trained,
+    and records its decision once; nothing is registered twice."""
+    spec = world["spec"]
+    end = HISTORY[-2]  # a window no other test trains on
+    conf = {"reason": "fault test", "end_date": end.isoformat(), "requested_by": "pytest"}
+    logical = dt.datetime.combine(START + dt.timedelta(days=60), dt.time(), tzinfo=dt.UTC)
+    before = registry_state(spec)
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT / "include")}
+    with open(tmp_path / "retrain.log", "w") as out:  # a file, not a pipe: DAG.test logs more than a pipe holds
+        proc = subprocess.Popen([sys.executable, "-c", RETRAIN, logical.isoformat(), json.dumps(conf)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    assert _kill_when(proc, _new_reference(spec, _references(spec)), timeout=600) == -signal.SIGKILL
+    after_kill = registry_state(spec)
+    new = [v for v in after_kill["versions"] if v not in before["versions"]]
+    assert [status for _, _, status in new] == ["candidate"], "killed after registering, before deciding"
+    version = str(new[0][0])
+    # Freshly parsed, as a task process would: DAG.test carries one run's conf into the params
+    # of the next run of the same DAG object in a process (an earlier test forced a retraining).
+    from mlops_lifecycle import replay
+
+    retrain = replay.load_dags(spec)["late_delivery__retrain"]
+
+    dr, states = _run(retrain, logical.date(), run_conf=conf)
+
+    assert str(dr.state).endswith("success"), states
+    assert states["train"] == "success" and states["compare_and_promote"] == "success", states
+    assert len(registry_state(spec)["versions"]) == len(after_kill["versions"]), "nothing registered twice"
+    _decided_once(spec, version)
+    assert not _undecided(spec)
+    # Once decided, a further rerun changes nothing.
+    decided = registry_state(spec)
+    _run(replay.load_dags(spec)["late_delivery__retrain"], logical.date(), run_conf=conf)
+    assert registry_state(spec) == decided
+
+
+def test_a_run_days_killed_after_registration_is_decided_by_the_run_days_rerun(world, tmp_path):
+    """The hostile trial's case: ``mlops run-days`` over a clean and two drifted days; the retraining
+    the last day triggers is killed after registering its version. Rerunning the day must not
+    log "Dag Run already exists, skipping" and exit 0 with the version left a candidate: it
+    finishes the decision, once."""
+    from mlops_lifecycle import ingestion
+    from mlops_lifecycle.examples import late_delivery
+
+    spec = world["spec"]
+    # Three days: the window of the retraining the last one asks for holds enough days to train on.
+    first, shifted, second = (START + dt.timedelta(days=n) for n in (50, 51, 52))
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    late_delivery.write_landing(template, [first, shifted, second], rows=ROWS, shift_start=shifted)
+    before = registry_state(spec)
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(ROOT / "include")}
+    log = tmp_path / "run-days.log"
+
+    def run_days(frm: dt.date, to: dt.date, out) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "mlops_lifecycle.cli", "run-days", spec.name, "--from-date",
+                                 frm.isoformat(), "--to-date", to.isoformat(), "--log", str(log)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    with open(tmp_path / "first.out", "w") as out:  # a file, not a pipe: nobody reads it while we wait
+        proc = run_days(first, second, out)
+        try:
+            assert _kill_when(proc, _new_reference(spec, _references(spec)), timeout=900) == -signal.SIGKILL
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{(tmp_path / 'first.out').read_text()[-3000:]}") from None
+    killed = registry_state(spec)
+    new = [v for v in killed["versions"] if v not in before["versions"]]
+    assert [status for _, _, status in new] == ["candidate"], new
+    version = str(new[0][0])
+
+    rerun = run_days(second, second, subprocess.PIPE)
+    out, _ = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, out[-3000:]
+    assert "retrain run success" in out, out
+    assert len(registry_state(spec)["versions"]) == len(killed["versions"]), "nothing registered twice"
+    _decided_once(spec, version)
+    assert not _undecided(spec)
+
+
+def test_a_forged_retrain_conf_fails_in_the_first_task_before_any_fit(world):
+    """Drift evidence made up in the conf (issue 15, D7): refused by the first task, naming the
+    key; nothing is fitted, so MLflow holds no new (failed) run, and the registry is unchanged."""
+    from mlops_lifecycle import alerts, registry
+
+    spec = world["spec"]
+    exp = registry.client().get_experiment_by_name(spec.name)
+
+    def runs() -> list:
+        return registry.client().search_runs([exp.experiment_id], max_results=1000)
+
+    before, runs_before = registry_state(spec), len(runs())
+    for i, (conf, key) in enumerate([
+        ({"concept": {"metric": "roc_auc", "value": "high"}}, "'concept'"),
+        ({"ds": HISTORY[-1].isoformat(), "drift_share": 0.99, "report_html": "/etc/passwd"}, "'ds'"),
+        ({"window_days": 20, "reason": "x", "model_uri": "file:///tmp/model.ubj"}, "'model_uri'"),
+    ]):
+        day = START + dt.timedelta(days=70 + i)
+        dr, states = _run(world["dags"]["late_delivery__retrain"], day,
+                          run_conf={"reason": "forged", "force": True, "end_date": HISTORY[-1].isoformat(), **conf})
+        assert str(dr.state).endswith("failed")
+        assert states["assemble_window"] == "failed", states
+        assert states["train"] in {None, "upstream_failed"} and states["compare_and_promote"] in {None, "upstream_failed"}
+        failure = [a for a in alerts.read_alerts(spec.name, "failure") if a["details"]["run_id"] == dr.run_id]
+        assert failure and key in failure[0]["details"]["error"], failure
+    assert len(runs()) == runs_before, "no MLflow run was started"
+    assert registry_state(spec) == before
+
+
+def test_a_training_killed_mid_run_is_ended_by_the_next_training(world):
+    """Issue 15: kill -9 while the training logs its run leaves the MLflow run RUNNING; the next
+    training of the model ends it as KILLED (no version) before starting its own."""
+    from mlops_lifecycle import registry, training
+
+    spec = world["spec"]
+    end = HISTORY[-1]
+    artifacts = world["base"] / "data" / "mlflow" / "artifacts"
+    client = registry.client()
+    exp = client.get_experiment_by_name(spec.name).experiment_id
+
+    def running() -> list[str]:
+        return [r.info.run_id for r in client.search_runs([exp], "attributes.status = 'RUNNING'", max_results=1000)]
+
+    already = set(running())
+    started = time.time()
+    assert _kill_when(_train_process(end), lambda: _artifacts_named(artifacts, "model_tests.json", started)) == \
+        -signal.SIGKILL
+    left = [r for r in running() if r not in already]
+    assert len(left) == 1, "the killed training left its run RUNNING"
+
+    trained = training.train_and_register(spec, training.assemble_window(spec, end), trigger={"reason": "next"})
+
+    assert left[0] not in running()
+    killed = client.get_run(left[0])
+    assert killed.info.status == "KILLED" and "killed" in killed.data.tags["mlops.ended_by"]
+    assert client.get_run(trained["run_id"]).info.status == "FINISHED"
+    registry.reject(spec, trained["version"], actor="pytest", reason="abandoned-run test done")

@@ -322,3 +322,100 @@ def test_a_rejected_batch_in_a_real_dag_run_writes_a_quarantine_alert(dag_env):
     assert alert["details"]["quarantine_dir"].endswith(f"quarantine/ds={day.isoformat()}")
     assert json.loads(open(alert["details"]["validation_result"]).read())["success"] is False
     assert "drivers_available" in alert["message"]
+
+
+# ---- secrets never in a log or output line (issue 15, D6) -----------------------------------------
+
+TOKEN = "T000/B000/" + "pytest-webhook-token-5f3a"  # secret-scan: allow
+
+
+def _slack_down(monkeypatch) -> None:
+    """A webhook connection whose server is down: the Slack SDK then logs its retry, with the URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conn = {"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{port}/services", "password": TOKEN,
+            "extra": {"timeout": 5}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", json.dumps(conn))
+
+
+def _lake_text(data_dir) -> str:
+    return "".join(p.read_text(errors="replace") for p in data_dir.rglob("*.json"))
+
+
+def test_the_webhook_token_is_masked_in_the_run_log_and_the_lake(dag_env, monkeypatch, capfd):
+    """A real daily run rejects a batch; its quarantine alert goes to a Slack webhook that is
+    down. Nothing the run logs (Airflow's task log, the Slack SDK's retry line), nor the alert
+    kept in the lake, carries the token."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    from mlops_lifecycle import ingestion, replay
+    from mlops_lifecycle.examples import late_delivery
+    from mlops_lifecycle.spec import get_spec
+
+    _slack_down(monkeypatch)
+    specs = Path(os.environ["MLOPS_SPECS_DIR"])
+    data = yaml.safe_load((specs / "late_delivery.yaml").read_text())
+    data["notifications"] = {"slack": {"conn_id": "slack_alerts", "webhook": True}}
+    (specs / "late_delivery.yaml").write_text(yaml.safe_dump(data))
+    spec = get_spec("late_delivery")
+    dags = replay.load_dags(spec)
+    day = dt.date(2026, 3, 2)
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    late_delivery.write_landing(template, [day], rows=300, corrupt_days=(day,))
+
+    dr = dags["late_delivery__daily"].test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
+
+    logged = "".join(capfd.readouterr())
+    assert str(dr.state).endswith("failed")
+    found = alerts.read_alerts(spec.name, "quarantine")
+    assert found and found[0]["deliveries"]["slack"].startswith("failed:"), found
+    assert "Going to retry the same request: POST" in logged, "the Slack SDK's retry line was logged (masked)"
+    assert "pytest-webhook-token" not in logged
+    assert "pytest-webhook-token" not in _lake_text(lake.root())
+
+
+def test_the_webhook_token_is_masked_in_the_output_of_mlops_rollback(example_spec, tmp_path, monkeypatch):
+    """``mlops rollback`` raises a rollback alert; sending it to a webhook that is down logs the
+    Slack SDK's retry: the command's whole output holds no token."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+    from mlflow import MlflowClient
+
+    from mlops_lifecycle import config
+
+    root = Path(__file__).resolve().parents[2]
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    data = yaml.safe_load((root / "dags" / "specs" / "late_delivery.yaml").read_text())
+    data["notifications"] = {"slack": {"conn_id": "slack_alerts", "webhook": True}}
+    (specs / "late_delivery.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MLOPS_SPECS_DIR", str(specs))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _slack_down(monkeypatch)
+    uri = config.mlflow_tracking_uri()
+    (tmp_path / "data" / "mlflow").mkdir(parents=True)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("late_delivery")
+    for _ in range(2):
+        client.create_model_version("late_delivery", source=str(tmp_path / "model"), tags={"status": "candidate"})
+    client.set_registered_model_alias("late_delivery", "champion", "2")
+
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(root / "include")}
+    out = subprocess.run([sys.executable, "-m", "mlops_lifecycle.cli", "rollback", "late_delivery", "--to-version",
+                          "1", "--reason", "pytest: masking check", "--user", "pytest"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    output = out.stdout + out.stderr
+    assert out.returncode == 0, output[-3000:]
+    assert "champion is now v1" in output
+    assert "Going to retry the same request: POST" in output, "the Slack SDK's retry line was logged (masked)"
+    assert "pytest-webhook-token" not in output
+    assert "pytest-webhook-token" not in _lake_text(tmp_path / "data" / "lake")

@@ -222,3 +222,61 @@ def test_make_check_renews_suites_with_write_suites_1(flag, expected):
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if "mlops check" in x)
     assert line.rstrip().endswith("--write-suites") is expected, line
+
+
+# ---- hostile spec files: refused before parsing, with the file named, never a traceback ---------
+
+
+def _nested(levels: int) -> str:
+    return "name: deep\nowner: x\nextra: " + "[" * levels + "]" * levels + "\n"
+
+
+def _laughs() -> str:
+    """Nine levels of ten aliases: 10^9 values once expanded, 90 lines on disk."""
+    lines = ['a0: &a0 "lol"']
+    lines += [f"a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]" for i in range(1, 10)]
+    return "name: laughs\n" + "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(("file_name", "content", "needle"), [
+    ("latin1.yaml", "name: latin1\ndescription: 'caf\xe9'\n".encode("latin-1"), "is not UTF-8 text: byte 0xe9 at offset"),
+    ("utf16.yaml", "name: utf16\n".encode("utf-16-le"), "is not UTF-8 text"),
+    ("deep.yaml", _nested(5000).encode(), "nests deeper than"),
+    ("deep_block.yaml", ("name: deep_block\nx:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 60))).encode(),
+     "nests deeper than 20 levels (line 22)"),
+    ("laughs.yaml", _laughs().encode(), "values (aliases expanded)"),
+    ("big.yaml", b"name: big\ntags: [" + b"x, " * 200_000 + b"]\n", "is larger than"),
+])
+def test_check_reports_hostile_spec_files_as_problems_naming_the_file(tmp_path, capsys, file_name, content, needle):
+    """Non-UTF-8, 5,000 levels deep, an alias bomb, a huge file: each an INVALID line naming the
+    file and what is wrong, the other specs checked as usual, exit 1, no traceback."""
+    _spec(tmp_path, "ok_model.yaml")
+    (tmp_path / file_name).write_bytes(content)
+
+    code = cli.main(["check", "--specs", str(tmp_path)])
+
+    out = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"^ok +ok_model ", out, re.M), out
+    invalid = [line for line in out.splitlines() if line.startswith("INVALID")]
+    assert len(invalid) == 1 and str(tmp_path / file_name) in invalid[0] and needle in invalid[0], out
+
+
+@pytest.mark.parametrize("command", [
+    ["run-days", "late_delivery", "--from-date", "../../x", "--to-date", "2026-03-02"],
+    ["run-days", "late_delivery", "--from-date", "2026-03-01", "--to-date", "2026-02-30"],
+    ["ingest-history", "late_delivery", "--from-date", "2026-03-01", "--to-date", "../../etc/passwd"],
+    ["ingest-history", "late_delivery", "--from-date", "20260301", "--to-date", "2026-03-02"],
+    ["example-data", "--start", "2026-03-01/../../x"],
+    ["example-data", "--start", "2026-03-01", "--corrupt", "yesterday"],
+])
+def test_cli_dates_are_checked_before_use(command, capsys, tmp_path, monkeypatch):
+    """A bad date is argparse's usage error naming the argument and the value (exit 2), before
+    the command reads a spec or touches a store: no traceback."""
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(command)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "is not a day: write YYYY-MM-DD" in err and "Traceback" not in err, err
+    assert not (tmp_path / "data").exists()

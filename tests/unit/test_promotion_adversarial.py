@@ -361,12 +361,16 @@ def test_compare_and_promote_refuses_a_slice_regression_with_real_registered_mod
     assert str(registry.champion(spec).version) == v1["version"]
     assert registry.get_version(spec, v2["version"]).tags["status"] == "rejected"
 
-    # Control: the same challenger under the same spec without the protected slice is promoted.
-    out = training.compare_and_promote(with_promotion(spec, significance=None), v2, actor="pytest")
+    # A decided version is not decided again (a retried or rerun comparison changes nothing).
+    again = training.compare_and_promote(with_promotion(spec, significance=None), v2, actor="pytest")
+    assert again["outcome"] == "rejected" and again["resumed"]
+    # Control: the same challenger, registered again, under the spec without the protected slice is promoted.
+    v3 = _register(spec, _fit(spec, data["train"], flip_region="west"), holdout_path)
+    out = training.compare_and_promote(with_promotion(spec, significance=None), v3, actor="pytest")
     assert out["outcome"] == "promoted", out["reasons"]
-    assert str(registry.champion(spec).version) == v2["version"]
+    assert str(registry.champion(spec).version) == v3["version"]
     actions = [(e["action"], e["to_version"]) for e in registry.audit_log(spec)]
-    assert actions == [("promote", v1["version"]), ("reject", v2["version"]), ("promote", v2["version"])]
+    assert actions == [("promote", v1["version"]), ("reject", v2["version"]), ("promote", v3["version"])]
     kinds = [a["kind"] for a in alerts.read_alerts(spec.name)]
     assert kinds.count("rejection") == 1 and kinds.count("promotion") == 2
 

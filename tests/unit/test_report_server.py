@@ -120,3 +120,34 @@ def test_lazy_app_builds_the_real_app_once_on_first_use():
     lazy = report_server.LazyApp(lambda: built.append(1) or "app")
     assert built == []
     assert lazy.build() == "app" and lazy.build() == "app" and built == [1]
+
+
+def test_a_link_in_one_models_reports_to_another_models_lake_is_not_served(data_dir):
+    """Issue 15: a user allowed to read model ``a`` must not reach ``b``'s files through a symlink
+    planted in ``a``'s reports (or Data Docs); the link target itself stays servable as ``b``'s."""
+    other = write(data_dir / "lake" / "b" / "reports" / "drift" / "ds=2026-03-02" / "report.html", "b's report")
+    link = data_dir / "lake" / "a" / "reports" / "drift" / "ds=2026-03-02" / "report.html"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(other)
+    with pytest.raises(NotServed):
+        report_server.report_file("a", "drift", "2026-03-02", "report.html")
+    assert report_server.report_file("b", "drift", "2026-03-02", "report.html") == other.resolve()
+    # A Data Docs folder of "a" that is a link to "b"'s site is not followed either.
+    docs_b = write(data_dir / "data_docs" / "b" / "index.html", "b's docs")
+    (data_dir / "data_docs" / "a").mkdir(parents=True)
+    (data_dir / "data_docs" / "a" / "index.html").symlink_to(docs_b)
+    with pytest.raises(NotServed):
+        report_server.data_docs_file("a", "")
+
+
+def test_a_model_folder_that_links_to_another_models_is_not_served(data_dir):
+    b_report = write(data_dir / "lake" / "b" / "reports" / "drift" / "ds=2026-03-02" / "report.html", "b's report")
+    b_docs = write(data_dir / "data_docs" / "b" / "index.html", "b's docs")
+    (data_dir / "lake" / "a").symlink_to(data_dir / "lake" / "b")
+    (data_dir / "data_docs" / "a").symlink_to(data_dir / "data_docs" / "b")
+    with pytest.raises(NotServed):
+        report_server.report_file("a", "drift", "2026-03-02", "report.html")
+    with pytest.raises(NotServed):
+        report_server.data_docs_file("a", "")
+    assert report_server.report_file("b", "drift", "2026-03-02", "report.html") == b_report.resolve()
+    assert report_server.data_docs_file("b", "") == b_docs.resolve()
