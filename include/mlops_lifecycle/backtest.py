@@ -853,10 +853,19 @@ def format_report(report: dict[str, Any]) -> list[str]:
             f"  {d['ds']}  v{d['version']} {d['outcome']} against v{d['champion_version']} ({d.get('reason')}): "
             f"challenger {_num(d.get('challenger_metric'))} vs champion {_num(d.get('champion_metric'))} on "
             f"{d.get('judged_rows', 0)} rows, gain {_num(d.get('gain'), True)}: {verdict}")
-    odd = [r for r in report["days"] if r["status"] in ("quarantined", "missing", "failed", "no_champion")]
+    failed = [r for r in report["days"] if (r.get("retraining") or {}).get("outcome") in ("failed", "skipped")]
+    for r in failed:
+        lines.append(f"  {r['ds']}  retraining {r['retraining']['outcome']}: {str(r['retraining'].get('error'))[:200]}")
+    odd = [r for r in report["days"] if r["status"] != "scored"]
     if odd:
-        lines.append("days not scored:")
-        lines += [f"  {r['ds']}  {r['status']:<11} {r.get('detail', '')[:150]}" for r in odd]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for r in odd:  # by the first failed check (or error): one line per cause, not per day
+            cause = str(r.get("detail") or "").split("; ")[0][:120]
+            groups.setdefault((r["status"], cause), []).append(r["ds"])
+        lines.append(f"days not scored: {len(odd)}, by status and first cause:")
+        for (status, cause), dates in sorted(groups.items(), key=lambda g: -len(g[1])):
+            when = dates[0] if len(dates) == 1 else f"{dates[0]} .. {dates[-1]}"
+            lines.append(f"  {len(dates):>4}  {status:<11} {cause}  ({when})")
     timing = report["timing"]
     lines.append(f"replayed {timing['days']} days in {timing['replay_seconds']} s ({timing['seconds_per_day']} s a day); "
                  f"{timing['total_seconds']} s in all")

@@ -179,7 +179,8 @@ def test_the_printed_table_has_a_line_per_month_the_total_and_each_judged_decisi
     assert "alerts by kind: drift 3, quarantine 1" in lines
     assert any("2026-03-12  v2 rejected against v1 (data_drift): challenger 0.7400 vs champion 0.7300 on 7000 rows, "
                "gain +0.0100: WRONG" in line for line in lines)
-    assert any("2026-03-06  quarantined" in line and "weather in set" in line for line in lines)
+    assert "days not scored: 1, by status and first cause:" in lines
+    assert "     1  quarantined weather in set  (2026-03-06)" in lines
     assert lines[-1] == "replayed 31 days in 62.0 s (2.0 s a day); 90.0 s in all"
 
 
