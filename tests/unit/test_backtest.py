@@ -208,3 +208,15 @@ def test_cli_bad_arguments_end_with_one_clear_line_and_write_nothing(data_dir, t
         cli.main(["backtest", "late_delivery", *args, "--log", str(tmp_path / "bt.log")])
     assert str(exc.value).startswith(message)
     assert sorted(p.name for p in data_dir.iterdir()) == ["landing"]
+
+
+def test_a_range_with_no_history_before_it_is_refused_and_leaves_no_scratch_folder(example_spec, data_dir, tmp_path):
+    from mlops_lifecycle.examples import late_delivery
+
+    late_delivery.write_landing(str(data_dir / "landing" / "late_delivery" / "{ds}.parquet"),
+                                [D(2026, 3, 1), D(2026, 3, 2)], rows=50)
+    with pytest.raises(BacktestError, match=r"late_delivery: the first model could not be trained on the 45 day\(s\) "
+                                            r"before --from-date 2026-03-01 \(0 validated, 2026-01-15..2026-02-28\)"):
+        backtest.run_backtest(example_spec, D(2026, 3, 1), D(2026, 3, 2), work_dir=tmp_path / "scratch")
+    assert not (tmp_path / "scratch").exists()
+    assert sorted(p.name for p in data_dir.iterdir()) == ["landing"]
