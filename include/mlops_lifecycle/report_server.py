@@ -230,7 +230,7 @@ def has_report(model: str, kind: str, ds: str, name: str) -> bool:
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1f2933; }
 table { border-collapse: collapse; } th, td { padding: .3rem .8rem; border-bottom: 1px solid #d9e2ec; text-align: left; }
-th { background: #f0f4f8; } .failed { color: #b42318; font-weight: 600; } .drift { color: #b54708; font-weight: 600; }
+th { background: #f0f4f8; } table.months td { white-space: nowrap; } .failed { color: #b42318; font-weight: 600; } .drift { color: #b54708; font-weight: 600; }
 .muted { color: #829ab1; } a { color: #0b6bcb; } .good { color: #067647; font-weight: 600; }
 """
 
@@ -359,10 +359,10 @@ def _gain_cell(value: Any) -> str:
     return _cell(value, sign=True, cls=cls)
 
 
-_MONTH_COLUMNS = (("days", "Days"), ("scored_days", "Scored"), ("quarantined_days", "Quarantined"),
-                  ("missing_days", "Missing"), ("warnings", "Warnings"), ("alerts", "Alerts"),
-                  ("retrain_requests", "Retraining requests"), ("promotions", "Promotions"),
-                  ("rejections", "Rejections"), ("labelled_rows", "Labelled rows"))
+_MONTH_COLUMNS = (("days", "Days"), ("scored_days", "Scored"), ("quarantined_days", "Quar."),
+                  ("missing_days", "Missing"), ("warnings", "Warn."), ("alerts", "Alerts"),
+                  ("retrain_requests", "Retrain"), ("promotions", "Prom."), ("rejections", "Rej."),
+                  ("labelled_rows", "Rows"))
 
 
 def render_backtest_page(model: str, key: str, report: dict[str, Any]) -> str:
@@ -388,7 +388,7 @@ def render_backtest_page(model: str, key: str, report: dict[str, Any]) -> str:
              f"{html.escape(str(options.get('refit_window_days', '?')))} days. <b>vs</b>: how much better what was "
              "scored is, on the same labelled rows (positive: better).</p>")
     heads = "".join(f"<th>{h}</th>" for _, h in _MONTH_COLUMNS)
-    table = (f"<table><tr><th>Month</th>{heads}<th>{metric} scored</th><th>stale</th><th>refit</th>"
+    table = (f"<table class='months'><tr><th>Month</th>{heads}<th>{metric} scored</th><th>stale</th><th>refit</th>"
              "<th>vs stale</th><th>vs refit</th></tr>")
     months = [m for m in report.get("months") or [] if isinstance(m, dict)]
     total = report.get("total") if isinstance(report.get("total"), dict) else None
@@ -423,12 +423,23 @@ def render_backtest_page(model: str, key: str, report: dict[str, Any]) -> str:
                      f"{_cell(d.get('challenger_metric'))}{_cell(d.get('champion_metric'))}{_gain_cell(d.get('gain'))}"
                      f"{verdict}<td class='muted'>{html.escape(str(d.get('summary') or ''))}</td></tr>")
         body += "</table>"
+    idle = [r for r in report.get("days") or [] if isinstance(r, dict) and isinstance(r.get("retraining"), dict)
+            and r["retraining"].get("outcome") in ("failed", "skipped")]
+    if idle:
+        body += "<p>Retraining requests that trained nothing:</p><ul>" + "".join(
+            f"<li>{html.escape(str(r.get('ds', '')))}: {html.escape(str(r['retraining'].get('outcome')))}, "
+            f"{html.escape(str(r['retraining'].get('error') or ''))}</li>" for r in idle) + "</ul>"
     odd = [r for r in report.get("days") or [] if isinstance(r, dict) and r.get("status") != "scored"]
     if odd:
-        body += "<h2>Days not scored</h2><table><tr><th>Day</th><th>Status</th><th>Why</th></tr>"
-        body += "".join(f"<tr><td>{html.escape(str(r.get('ds', '')))}</td><td class='failed'>"
-                        f"{html.escape(str(r.get('status', '')))}</td><td>{html.escape(str(r.get('detail') or ''))}"
-                        "</td></tr>" for r in odd)
+        groups: dict[tuple[str, str], list[str]] = {}
+        for r in odd:  # by the first failed check: a range that rejects a season shows as one line
+            cause = str(r.get("detail") or "").split("; ")[0]
+            groups.setdefault((str(r.get("status", "")), cause), []).append(str(r.get("ds", "")))
+        body += ("<h2>Days not scored</h2><table><tr><th>Days</th><th>Status</th><th>First cause</th>"
+                 "<th>First day</th><th>Last day</th></tr>")
+        body += "".join(f"<tr><td>{len(dates)}</td><td class='failed'>{html.escape(status)}</td>"
+                        f"<td>{html.escape(cause)}</td><td>{html.escape(min(dates))}</td><td>{html.escape(max(dates))}"
+                        "</td></tr>" for (status, cause), dates in sorted(groups.items(), key=lambda g: -len(g[1])))
         body += "</table>"
     timing = report.get("timing") if isinstance(report.get("timing"), dict) else {}
     if timing:

@@ -50,8 +50,16 @@ def test_the_backtest_page_shows_each_month_against_both_baselines_and_each_deci
     assert "<td>total</td>" in page and "Alerts by kind: drift 3, quarantine 1." in page
     assert "<td>2026-03-12</td><td>v2</td><td>rejected</td><td>v1</td><td>data_drift</td><td>7000</td>" in page
     assert "<td class='failed'>wrong</td>" in page
-    assert "<td class='failed'>quarantined</td><td>weather in set</td>" in page
+    assert "<td>1</td><td class='failed'>quarantined</td><td>weather in set</td><td>2026-03-06</td>" in page
     assert "href='backtest.json'" in page and "Replayed 31 days in 62.0 s (2.0 s a day)" in page
+
+
+def test_a_retraining_that_trained_nothing_is_listed_with_why():
+    report = copy.deepcopy(REPORT)
+    report["days"].append({"ds": "2026-03-20", "status": "scored", "retraining": {
+        "outcome": "failed", "error": "the window holds 3 validated day(s)"}})
+    page = report_server.render_backtest_page("m", "2026-03-01_2026-04-30", report)
+    assert "<li>2026-03-20: failed, the window holds 3 validated day(s)</li>" in page
 
 
 def test_a_right_decision_and_one_not_judged_are_shown_as_such():
