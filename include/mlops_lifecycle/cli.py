@@ -538,6 +538,52 @@ Where to look next
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Replay a model's policy over a range of days in scratch stores; print and keep the report.
+
+    See :mod:`mlops_lifecycle.backtest`: the live lake and registry are only read (the
+    source files), and the report goes to ``lake/<model>/backtests/<from>_<to>.json``.
+    """
+    import logging
+
+    from mlops_lifecycle import backtest, replay, spec
+
+    config.quiet_third_party()
+    s = spec.get_spec(args.model)
+    try:
+        start = backtest.parse_day(args.from_date, "--from-date")
+        end = backtest.parse_day(args.to_date, "--to-date")
+        options = backtest.Options(refit_every_days=args.refit_every_days, refit_window_days=args.refit_window_days,
+                                   judge_days=args.judge_days)
+        logfile = Path(args.log) if args.log else (
+            Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow")) / "logs" / f"backtest-{s.name}.log")
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(logfile, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        level = root.level
+        root.setLevel(logging.INFO)
+        try:
+            report = backtest.run_backtest(s, start, end, options=options, work_dir=args.work_dir,
+                                           keep_work_dir=args.keep_work_dir, progress=_say,
+                                           quiet=lambda: replay.quiet_airflow(logfile))
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            handler.close()
+    except backtest.BacktestError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    _say("")
+    for line in backtest.format_report(report):
+        _say(line)
+    _say(f"report: {report['report_path']} (and http://localhost:8080/mlops/models/{s.name}/backtests/"
+         f"{report['from']}_{report['to']}/ with make airflow); logs: {logfile}")
+    if report["work_dir"]:
+        _say(f"scratch stores kept in {report['work_dir']}")
+    return 0
+
+
 def cmd_airflow_info(args: argparse.Namespace) -> int:
     home = Path(os.environ.get("AIRFLOW_HOME", config.PROJECT_ROOT / ".airflow"))
     urls = config.airflow_urls()
@@ -641,6 +687,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--shift-start", default=None, type=day_argument)
     e.add_argument("--corrupt", action="append", type=day_argument, help="a day (YYYY-MM-DD) whose batch to corrupt; repeatable")
     e.set_defaults(func=cmd_example_data)
+
+    bt = sub.add_parser("backtest", help="replay a model's policy over past days, isolated from its live stores, "
+                                         "against a stale first model and a periodic refit")
+    bt.add_argument("model")
+    bt.add_argument("--from-date", required=True, help="first day to replay, YYYY-MM-DD (the first model trains "
+                                                        "on the days before it)")
+    bt.add_argument("--to-date", required=True, help="last day to replay, YYYY-MM-DD (inclusive)")
+    bt.add_argument("--refit-every-days", type=int, default=30, help="the refit baseline retrains this often (30)")
+    bt.add_argument("--refit-window-days", type=int, default=60, help="...on this many last days (60)")
+    bt.add_argument("--judge-days", type=int, default=14,
+                    help="a promotion or rejection is judged on the labelled rows of this many following days (14)")
+    bt.add_argument("--work-dir", default=None, help="scratch folder for the back-test's own lake and MLflow store "
+                                                     "(empty or new; default a temporary folder)")
+    bt.add_argument("--keep-work-dir", action="store_true", help="keep the scratch folder to inspect it")
+    bt.add_argument("--log", default=None, help="log file (default $AIRFLOW_HOME/logs/backtest-<model>.log)")
+    bt.set_defaults(func=cmd_backtest)
 
     a = sub.add_parser("airflow-info", help=argparse.SUPPRESS)
     a.set_defaults(func=cmd_airflow_info)

@@ -19,6 +19,8 @@ by the run's logical date (never by wall-clock time)::
         staging/<zone>/ds=.../<run>/              a run's partial outputs (mapped scoring), committed together
         staging/raw/ds=.../data.parquet           a re-delivery of a validated day, until validation decides
         events/<kind>/<key>.json                  retrain requests, promotions, alerts
+        backtests/<from>_<to>.json                a back-test's report (mlops backtest; it runs in a
+                                                  scratch lake of its own and writes only this here)
 
 Writes go to a temporary name in the same folder and are renamed into place, so a
 reader sees the old file or the new one, never half of one; a rerun replaces its own
@@ -173,6 +175,32 @@ def redelivery_file(model: str, ds: str | dt.date) -> Path:
     """Where a re-delivery of a day that already has a validated batch waits for its
     validation (``staging/raw/ds=.../data.parquet``; see the module docstring)."""
     return _model_dir(model) / "staging" / "raw" / f"ds={as_date(ds).isoformat()}" / "data.parquet"
+
+
+_BACKTEST = re.compile(r"^(?P<start>[0-9]{4}-[0-9]{2}-[0-9]{2})_(?P<end>[0-9]{4}-[0-9]{2}-[0-9]{2})\.json$")
+
+
+def backtest_file(model: str, start: str | dt.date, end: str | dt.date) -> Path:
+    """The report of a back-test of ``model`` over ``start..end``: ``backtests/<start>_<end>.json``
+    (a back-test of the same range again replaces it)."""
+    return _model_dir(model) / "backtests" / f"{as_date(start).isoformat()}_{as_date(end).isoformat()}.json"
+
+
+def backtests(model: str) -> list[tuple[dt.date, dt.date]]:
+    """The ``(start, end)`` ranges that have a back-test report, newest range first."""
+    base = _model_dir(model) / "backtests"
+    if not base.is_dir():
+        return []
+    out = []
+    for child in base.iterdir():
+        match = _BACKTEST.match(child.name)
+        if match is None:
+            continue
+        try:
+            out.append((as_date(match["start"]), as_date(match["end"])))
+        except LakeError:
+            continue
+    return sorted(out, key=lambda r: (r[1], r[0]), reverse=True)
 
 
 def parquet_rows(path: Path) -> int:

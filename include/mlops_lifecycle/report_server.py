@@ -7,6 +7,8 @@ The plugin in ``plugins/mlops_reports_plugin.py`` mounts :data:`app` under ``/ml
     /mlops/models/<model>/drift/<ds>/report.html   Evidently's report (and summary.json)
     /mlops/models/<model>/validation/<ds>/result.json
     /mlops/models/<model>/data-docs/<path>         the model's Great Expectations Data Docs site
+    /mlops/models/<model>/backtests/               the model's back-tests (mlops backtest)
+    /mlops/models/<model>/backtests/<from>_<to>/   one back-test: months, decisions (+ backtest.json)
 
 **Paths.** Nothing a request sends is joined into a path. A model name must be a spec
 identifier and a day a ``YYYY-MM-DD`` date, re-formatted from the parsed date; a report is one
@@ -234,8 +236,8 @@ def has_report(model: str, kind: str, ds: str, name: str) -> bool:
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #1f2933; }
 table { border-collapse: collapse; } th, td { padding: .3rem .8rem; border-bottom: 1px solid #d9e2ec; text-align: left; }
-th { background: #f0f4f8; } .failed { color: #b42318; font-weight: 600; } .drift { color: #b54708; font-weight: 600; }
-.muted { color: #829ab1; } a { color: #0b6bcb; }
+th { background: #f0f4f8; } table.months td { white-space: nowrap; } .failed { color: #b42318; font-weight: 600; } .drift { color: #b54708; font-weight: 600; }
+.muted { color: #829ab1; } a { color: #0b6bcb; } .good { color: #067647; font-weight: 600; }
 """
 
 
@@ -287,11 +289,12 @@ def _drift_cell(d: dict[str, Any] | None, ds: str) -> str:
     return f"<td class='{cls}'>{text} {' '.join(links)}</td><td>{('v' + version) if version else ''}</td>"
 
 
-def render_model_page(model: str, rows: list[dict[str, Any]], *, data_docs: bool) -> str:
+def render_model_page(model: str, rows: list[dict[str, Any]], *, data_docs: bool, backtests: bool = False) -> str:
     """A model's days (links relative to ``/mlops/models/<model>/``)."""
     model = checked_model(model)
     head = "<p><a href='../../'>All models</a>"
-    head += " · <a href='data-docs/'>Data Docs</a></p>" if data_docs else "</p>"
+    head += " · <a href='data-docs/'>Data Docs</a>" if data_docs else ""
+    head += " · <a href='backtests/'>Back-tests</a></p>" if backtests else "</p>"
     if not rows:
         return _page(f"{model}: reports", head + "<p class='muted'>No validation result or drift report yet.</p>")
     body = "".join(
@@ -302,6 +305,180 @@ def render_model_page(model: str, rows: list[dict[str, Any]], *, data_docs: bool
     table = ("<table><tr><th>Day</th><th>Validation (Great Expectations)</th>"
              "<th>Drift share / threshold (Evidently)</th><th>Champion</th></tr>" + body + "</table>")
     return _page(f"{model}: reports", head + table)
+
+
+# ---- back-tests (mlops backtest) ------------------------------------------------------------
+
+_BACKTEST_KEY = re.compile(r"(?P<start>[0-9]{4}-[0-9]{2}-[0-9]{2})_(?P<end>[0-9]{4}-[0-9]{2}-[0-9]{2})")
+
+
+def backtest_keys(model: str) -> list[str]:
+    """The ``<from>_<to>`` keys of a model's back-test reports, newest range first."""
+    return [f"{start.isoformat()}_{end.isoformat()}" for start, end in lake.backtests(checked_model(model))]
+
+
+def backtest_file(model: str, key: str) -> Path:
+    """The JSON report of one back-test (``lake/<model>/backtests/<from>_<to>.json``).
+
+    ``key`` is parsed into two dates, re-formatted and handed to :func:`lake.backtest_file`;
+    it is never joined into a path. Raises :class:`NotServed` for a bad key, a missing file or
+    one that resolves outside the lake.
+    """
+    match = _BACKTEST_KEY.fullmatch(key) if isinstance(key, str) else None
+    if match is None:
+        raise NotServed("not found")
+    start, end = checked_day(match["start"]), checked_day(match["end"])
+    return _inside(lake.backtest_file(checked_model(model), start, end), lake.root())
+
+
+def read_backtest(model: str, key: str) -> dict[str, Any]:
+    """A back-test report; ``{"unreadable": True}`` when it is not a JSON object (NotServed when missing)."""
+    path = backtest_file(model, key)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"unreadable": True}
+    return payload if isinstance(payload, dict) else {"unreadable": True}
+
+
+def render_backtests_page(model: str, keys: list[str]) -> str:
+    """The list of a model's back-tests (links relative to ``/mlops/models/<model>/backtests/``)."""
+    model = checked_model(model)
+    head = "<p><a href='../'>" + html.escape(model) + "</a> · <a href='../../../'>All models</a></p>"
+    if not keys:
+        return _page(f"{model}: back-tests", head + "<p class='muted'>No back-test yet: run <code>mlops backtest "
+                     + html.escape(model) + " --from-date ... --to-date ...</code>.</p>")
+    items = "".join(f"<li><a href='{html.escape(k)}/'>{html.escape(k.replace('_', ' .. '))}</a></li>" for k in keys)
+    return _page(f"{model}: back-tests", head + f"<ul>{items}</ul>")
+
+
+def _cell(value: Any, *, digits: int = 4, sign: bool = False, cls: str = "") -> str:
+    """A table cell for a number from the report (anything else is shown as '-')."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "<td class='muted'>-</td>"
+    text = f"{value:+.{digits}f}" if sign else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+    return f"<td class='{cls}'>{text}</td>" if cls else f"<td>{text}</td>"
+
+
+def _gain_cell(value: Any) -> str:
+    cls = "" if not isinstance(value, int | float) or isinstance(value, bool) else ("good" if value > 0 else "failed")
+    return _cell(value, sign=True, cls=cls)
+
+
+_MONTH_COLUMNS = (("days", "Days"), ("scored_days", "Scored"), ("quarantined_days", "Quar."),
+                  ("missing_days", "Missing"), ("warnings", "Warn."), ("alerts", "Alerts"),
+                  ("retrain_requests", "Retrain"), ("promotions", "Prom."), ("rejections", "Rej."),
+                  ("labelled_rows", "Rows"))
+
+
+def render_backtest_page(model: str, key: str, report: dict[str, Any]) -> str:
+    """One back-test: per month the counts and the metric of what was scored against the stale
+    first model and the periodic refit, then every promotion or rejection and whether it was right.
+
+    Every value from the report is escaped or formatted as a number; the report is data
+    written by ``mlops backtest``, not trusted markup.
+    """
+    model = checked_model(model)
+    title = f"{model}: back-test {key.replace('_', ' .. ')}"
+    head = ("<p><a href='../'>All back-tests</a> · <a href='../../'>" + html.escape(model) + "</a> · "
+            "<a href='backtest.json'>backtest.json</a></p>")
+    if report.get("unreadable"):
+        return _page(title, head + "<p class='failed'>The report is not readable JSON.</p>")
+    metric = html.escape(str(report.get("metric", "metric")))
+    options = report.get("options") if isinstance(report.get("options"), dict) else {}
+    first = report.get("first_model") if isinstance(report.get("first_model"), dict) else {}
+    intro = (f"<p>Metric: <b>{metric}</b> ({'higher' if report.get('higher_is_better') else 'lower'} is better). "
+             f"<b>Scored</b>: what the policy's champion scored each day; <b>stale</b>: the first model "
+             f"v{html.escape(str(first.get('version', '?')))}, never replaced; <b>refit</b>: retrained every "
+             f"{html.escape(str(options.get('refit_every_days', '?')))} days on the last "
+             f"{html.escape(str(options.get('refit_window_days', '?')))} days. <b>vs</b>: how much better what was "
+             "scored is, on the same labelled rows (positive: better).</p>")
+    heads = "".join(f"<th>{h}</th>" for _, h in _MONTH_COLUMNS)
+    table = (f"<table class='months'><tr><th>Month</th>{heads}<th>{metric} scored</th><th>stale</th><th>refit</th>"
+             "<th>vs stale</th><th>vs refit</th></tr>")
+    months = [m for m in report.get("months") or [] if isinstance(m, dict)]
+    total = report.get("total") if isinstance(report.get("total"), dict) else None
+    for row, label in [*((m, str(m.get("month", "?"))) for m in months), *(((total, "total"),) if total else ())]:
+        cells = "".join(_cell(row.get(k)) for k, _ in _MONTH_COLUMNS)
+        table += (f"<tr><td>{html.escape(label)}</td>{cells}{_cell(row.get('scored'))}{_cell(row.get('stale'))}"
+                  f"{_cell(row.get('refit'))}{_gain_cell(row.get('gain_vs_stale'))}"
+                  f"{_gain_cell(row.get('gain_vs_refit'))}</tr>")
+    table += "</table>"
+    if total and isinstance(total.get("alerts_by_kind"), dict):
+        kinds = ", ".join(f"{html.escape(str(k))} {html.escape(str(v))}" for k, v in sorted(total["alerts_by_kind"].items()))
+        table += f"<p>Alerts by kind: {kinds or 'none'}.</p>"
+    decisions = [d for d in report.get("decisions") or [] if isinstance(d, dict)]
+    body = (f"<h2>Promotions and rejections</h2><p>Each judged on the labelled rows of the "
+            f"{html.escape(str(options.get('judge_days', '?')))} days after it: the challenger against the champion "
+            "it was compared with. Right: it promoted a challenger that is better there, or rejected one that is "
+            "not.</p>")
+    if not decisions:
+        body += "<p class='muted'>No retraining reached a promotion decision.</p>"
+    else:
+        body += ("<table><tr><th>Day</th><th>Challenger</th><th>Outcome</th><th>Champion</th><th>Why retrained</th>"
+                 f"<th>Rows judged</th><th>{metric} challenger</th><th>{metric} champion</th><th>Gain</th>"
+                 "<th>Verdict</th><th>Reasons at the time</th></tr>")
+        for d in decisions:
+            right = d.get("right")
+            verdict = ("<td class='good'>right</td>" if right is True else "<td class='failed'>wrong</td>"
+                       if right is False else "<td class='muted'>not judged</td>")
+            body += (f"<tr><td>{html.escape(str(d.get('ds', '')))}</td><td>v{html.escape(str(d.get('version', '')))}"
+                     f"</td><td>{html.escape(str(d.get('outcome', '')))}</td>"
+                     f"<td>v{html.escape(str(d.get('champion_version', '')))}</td>"
+                     f"<td>{html.escape(str(d.get('reason') or ''))}</td>{_cell(d.get('judged_rows'))}"
+                     f"{_cell(d.get('challenger_metric'))}{_cell(d.get('champion_metric'))}{_gain_cell(d.get('gain'))}"
+                     f"{verdict}<td class='muted'>{html.escape(str(d.get('summary') or ''))}</td></tr>")
+        body += "</table>"
+    idle = [r for r in report.get("days") or [] if isinstance(r, dict) and isinstance(r.get("retraining"), dict)
+            and r["retraining"].get("outcome") in ("failed", "skipped")]
+    if idle:
+        body += "<p>Retraining requests that trained nothing:</p><ul>" + "".join(
+            f"<li>{html.escape(str(r.get('ds', '')))}: {html.escape(str(r['retraining'].get('outcome')))}, "
+            f"{html.escape(str(r['retraining'].get('error') or ''))}</li>" for r in idle) + "</ul>"
+    odd = [r for r in report.get("days") or [] if isinstance(r, dict) and r.get("status") != "scored"]
+    if odd:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for r in odd:  # by the first failed check: a range that rejects a season shows as one line
+            cause = str(r.get("detail") or "").split("; ")[0]
+            groups.setdefault((str(r.get("status", "")), cause), []).append(str(r.get("ds", "")))
+        body += ("<h2>Days not scored</h2><table><tr><th>Days</th><th>Status</th><th>First cause</th>"
+                 "<th>First day</th><th>Last day</th></tr>")
+        body += "".join(f"<tr><td>{len(dates)}</td><td class='failed'>{html.escape(status)}</td>"
+                        f"<td>{html.escape(cause)}</td><td>{html.escape(min(dates))}</td><td>{html.escape(max(dates))}"
+                        "</td></tr>" for (status, cause), dates in sorted(groups.items(), key=lambda g: -len(g[1])))
+        body += "</table>"
+    timing = report.get("timing") if isinstance(report.get("timing"), dict) else {}
+    if timing:
+        body += (f"<p class='muted'>Replayed {html.escape(str(timing.get('days')))} days in "
+                 f"{html.escape(str(timing.get('replay_seconds')))} s ({html.escape(str(timing.get('seconds_per_day')))}"
+                 " s a day).</p>")
+    return _page(title, head + intro + table + body)
+
+
+def add_backtest_routes(app: Any, authorize: Callable[..., str], served: Callable[..., Any]) -> None:
+    """The back-test pages, behind the same authorization as the model's other reports."""
+    from airflow.api_fastapi.core_api.security import GetUserDep
+    from fastapi import HTTPException, Request
+    from fastapi.responses import FileResponse, HTMLResponse
+
+    @app.get("/models/{model}/backtests/", response_class=HTMLResponse)
+    def backtests_page(request: Request, model: str, user: GetUserDep) -> str:
+        model = authorize(request, user, model)
+        return render_backtests_page(model, backtest_keys(model))
+
+    @app.get("/models/{model}/backtests/{key}/", response_class=HTMLResponse)
+    def backtest_page(request: Request, model: str, key: str, user: GetUserDep) -> str:
+        model = authorize(request, user, model)
+        try:
+            report = read_backtest(model, key)
+        except NotServed:
+            raise HTTPException(404, "Not found") from None
+        return render_backtest_page(model, key, report)
+
+    @app.get("/models/{model}/backtests/{key}/backtest.json")
+    def backtest_json(request: Request, model: str, key: str, user: GetUserDep) -> FileResponse:
+        model = authorize(request, user, model)
+        return served(lambda: backtest_file(model, key))
 
 
 # ---- the FastAPI app -----------------------------------------------------------------------
@@ -362,13 +539,15 @@ def create_app() -> Any:
     def model_page(request: Request, model: str, user: GetUserDep) -> str:
         model = authorize(request, user, model)
         has_docs = "index.html" in data_docs_files(model)
-        return render_model_page(model, day_rows(model), data_docs=has_docs)
+        return render_model_page(model, day_rows(model), data_docs=has_docs, backtests=bool(backtest_keys(model)))
 
     # Before the report route, which would otherwise take data-docs/<a>/<b> for a report.
     @app.get("/models/{model}/data-docs/{page:path}")
     def data_docs(request: Request, model: str, page: str, user: GetUserDep) -> FileResponse:
         model = authorize(request, user, model)
         return served(lambda: data_docs_file(model, page), csp=DATA_DOCS_CSP)
+
+    add_backtest_routes(app, authorize, served)  # before the report route, which would take backtests/<a>/<b>
 
     @app.get("/models/{model}/{kind}/{ds}/{name}")
     def report(request: Request, model: str, kind: str, ds: str, name: str, user: GetUserDep) -> FileResponse:
