@@ -253,6 +253,15 @@ def _failed_checks(result: dict[str, Any]) -> str:
     return "; ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
 
 
+def _evidence(spec: ModelSpec, conf: dict[str, Any]) -> dict[str, Any]:
+    """The trigger evidence as the ``train`` task builds it: read from the daily run's recorded
+    request that the conf names, never from the conf itself."""
+    from mlops_lifecycle import run_conf
+
+    evidence = run_conf.request_evidence(spec, conf)
+    return {**({"ds": conf["ds"]} if evidence else {}), **evidence}
+
+
 def retrain(spec: ModelSpec, day: dt.date, conf: dict[str, Any]) -> dict[str, Any]:
     """The retraining DAG's tasks, in order, for a run of logical date ``day`` with ``conf``.
 
@@ -266,7 +275,6 @@ def retrain(spec: ModelSpec, day: dt.date, conf: dict[str, Any]) -> dict[str, An
         ``promotion.mode: manual`` a winner is approved at once (``approved_by_backtest``).
     """
     from mlops_lifecycle import registry, training, validation
-    from mlops_lifecycle.dag_factory import _EVIDENCE_KEYS
 
     try:
         window = training.assemble_window(spec, day, spec.training.window_days)
@@ -274,7 +282,7 @@ def retrain(spec: ModelSpec, day: dt.date, conf: dict[str, Any]) -> dict[str, An
     except (training.InsufficientData, validation.ValidationFailed) as exc:
         return {"outcome": "failed", "error": str(exc).splitlines()[0]}
     done = training.already_trained(spec, window)
-    if done is not None:
+    if done is not None and not training.is_undecided(done):
         return {"outcome": "skipped", "version": str(done.version),
                 "error": f"v{done.version} was already trained on this exact data"}
     trigger = {
@@ -282,7 +290,8 @@ def retrain(spec: ModelSpec, day: dt.date, conf: dict[str, Any]) -> dict[str, An
         "detail": conf.get("detail"),
         "by": f"{ACTOR}:{spec.name}/{_run_id(day)}",
         "evidence_ds": conf.get("ds"),
-        "evidence": {k: conf[k] for k in _EVIDENCE_KEYS if conf.get(k) is not None},
+        # As the train task: the evidence is read from the daily run's recorded request only.
+        "evidence": _evidence(spec, conf),
     }
     trained = training.train_and_register(spec, window, trigger=trigger)
     actor = f"{ACTOR}:{spec.name}"
