@@ -83,7 +83,9 @@ def test_prediction_drift_alone_retrains_only_when_the_spec_counts_it(example_sp
         assert decision["reason"] == "prediction_drift" and "prediction drift on 2 consecutive" in decision["detail"]
     else:
         assert decision["reason"] == "no drift" and lake.events(spec.name, "retrain_requests") == []
-    # Either way the drifted predictions raised a drift alert.
+    # Drifted predictions page only when the spec counts them; otherwise they stay in the
+    # day's summary and report (no alert fatigue from a score distribution that moves).
     from mlops_lifecycle import alerts
 
-    assert any("prediction drift" in a["message"] for a in alerts.read_alerts(spec.name, "drift"))
+    paged = [a for a in alerts.read_alerts(spec.name, "drift") if "prediction drift" in a["message"]]
+    assert len(paged) == (1 if counted else 0)
