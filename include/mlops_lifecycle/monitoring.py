@@ -421,20 +421,19 @@ def _hurt_detail(concept: dict[str, Any], reason: str, days: list[dt.date]) -> s
             f"(error {rate['std_error']:.3f}, p={rate['p_value']:.4f}){where}; {span}")
 
 
-def _episode_start(spec: ModelSpec, day: dt.date) -> str | None:
-    """The first day of the episode ``day`` belongs to, from the recorded health of the
-    days before it: an episode ends after ``drift.episode_calm_days`` calm days in a row.
-    None when ``day`` starts a new one."""
+def _episode(spec: ModelSpec, day: dt.date) -> tuple[dt.date, int]:
+    """The first day of the episode the troubled ``day`` belongs to, and how many troubled
+    days it holds up to ``day``, from the recorded health of the days before it: an episode
+    ends after ``drift.episode_calm_days`` calm days in a row."""
     calm = spec.drift.episode_calm_days
-    start = None
-    back = day
+    start, count = day, 1
     while True:
-        window = [back - dt.timedelta(days=i) for i in range(1, calm + 1)]
+        window = [start - dt.timedelta(days=i) for i in range(1, calm + 1)]
         troubled = [d for d in window if _health(spec, d)]
         if not troubled:
-            return start.isoformat() if start else None
-        back = min(troubled)
-        start = back
+            return start, count
+        count += len(troubled)
+        start = min(troubled)
 
 
 def _health(spec: ModelSpec, day: dt.date) -> list[str]:
@@ -449,9 +448,11 @@ def _alert_drift(spec: ModelSpec, decision: dict[str, Any], check: dict[str, Any
     A day is troubled when its (weighted) feature drift, its labels (metric drop, label
     shift) or, with ``retraining.on_prediction_drift``, its predictions count as drift;
     watch-only columns and prediction drift alone are reported in the summary, never paged.
-    The first troubled day after ``drift.episode_calm_days`` calm days starts an episode
-    and raises its one alert (a rerun of that day replaces it); later days of the episode
-    are recorded (``events/health/<ds>.json``) but not alerted. Returns ``decision``.
+    The first troubled day after ``drift.episode_calm_days`` calm days starts an episode;
+    the episode raises its one alert on the day it holds ``drift.episode_min_days``
+    troubled days or asks for a retraining, whichever comes first (an isolated odd day is
+    reported, not paged). Every day's health is recorded (``events/health/<ds>.json``).
+    Returns ``decision``.
     """
     from mlops_lifecycle import alerts
 
@@ -462,12 +463,16 @@ def _alert_drift(spec: ModelSpec, decision: dict[str, Any], check: dict[str, Any
                                                                "retrain": decision["retrain"]})
     if not troubled:
         return decision
-    started = _episode_start(spec, day)
-    if started is not None:
-        decision["episode_start"] = started
-        log.info("%s %s: still in the episode that started on %s (%s); no new alert", spec.name, ds, started, troubled)
+    start, count = _episode(spec, day)
+    decision["episode_start"] = start.isoformat()
+    ident = f"episode={start.isoformat()}"
+    if lake.event_file(spec.name, "alerts", f"drift__{ident}").exists():
+        log.info("%s %s: in the episode that started on %s, already alerted (%s)", spec.name, ds, start, troubled)
         return decision
-    decision["episode_start"] = ds
+    if count < spec.drift.episode_min_days and not decision["retrain"]:
+        log.info("%s %s: %s troubled day(s) since %s (%s); an alert needs %s", spec.name, ds, count, start, troubled,
+                 spec.drift.episode_min_days)
+        return decision
     concept = check.get("concept") or {}
     what = []
     if check.get("dataset_drift"):
@@ -484,12 +489,13 @@ def _alert_drift(spec: ModelSpec, decision: dict[str, Any], check: dict[str, Any
         spec,
         "drift",
         f"{spec.name}: drift on {ds} ({action})",
-        f"{spec.name} on {ds}: {'; '.join(what)}.\n{action}.\nOne alert per episode: the days that follow are "
-        f"in the daily reports until {spec.drift.episode_calm_days} calm days in a row end it.\n"
+        f"{spec.name} on {ds}: {'; '.join(what)}.\n{action}.\nOne alert per episode ({count} troubled day(s) since "
+        f"{start}); the days that follow are in the daily reports until {spec.drift.episode_calm_days} calm days in "
+        "a row end it.\n"
         f"Report: {check.get('report_html')}",
         details={k: decision.get(k) for k in ("ds", "retrain", "reason", "drift_share", "drifted_columns",
                                               "prediction_drift", "concept", "report_html", "champion_version",
                                               "episode_start")},
-        ident=f"episode={ds}",
+        ident=ident,
     )
     return decision

@@ -452,6 +452,11 @@ class DriftSpec(_Strict):
         description="An alert is raised once per episode: the first drifted or hurt day starts it, and it ends after "
         "this many calm days in a row; the days in between are reported, not alerted.",
     )
+    episode_min_days: int = Field(
+        3, ge=1,
+        description="An episode pages once it holds this many drifted or hurt days (or asks for a retraining): "
+        "one odd day is in the day's report, not in anyone's inbox.",
+    )
 
 
 class RetrainingSpec(_Strict):
@@ -480,7 +485,7 @@ class RetrainingSpec(_Strict):
         "drift.max_metric_drop, when set, is the smallest drop that counts.",
     )
     metric_significance: float = Field(
-        0.01, gt=0.0, lt=0.5,
+        0.05, gt=0.0, lt=0.5,
         description="One-sided p-value below which a day's metric drop counts (on_metric_drop).",
     )
     on_label_shift: bool = Field(
@@ -490,11 +495,12 @@ class RetrainingSpec(_Strict):
         "that allows for the day-to-day spread seen in the training window.",
     )
     label_shift_significance: float = Field(
-        0.01, gt=0.0, lt=0.5, description="Two-sided p-value below which a day's label rate counts as shifted.",
+        0.05, gt=0.0, lt=0.5, description="Two-sided p-value below which a day's label rate counts as shifted.",
     )
     label_days_required: int = Field(
-        2, ge=1,
-        description="Consecutive labelled days hurt (metric drop or label shift) before they start a retraining.",
+        3, ge=1,
+        description="Consecutive labelled days hurt (metric drop or label shift) before they start a retraining: "
+        "with the 5 % tests above, three days in a row happen by chance about once in 8,000 days.",
     )
 
 

@@ -219,6 +219,9 @@ def feature_importance(spec: ModelSpec, model: Any, columns: list[str]) -> dict[
     """Each spec feature's share of the model's total gain (its encoded columns summed);
     empty when no input column maps to a feature (a custom features function)."""
     scores = model.get_booster().get_score(importance_type="total_gain")
+    # Fitted on a bare matrix, the booster names its columns f0, f1, ... (in matrix order).
+    scores = {columns[int(k[1:])] if k not in columns and k[:1] == "f" and k[1:].isdigit() else k: v
+              for k, v in scores.items()}
     names = sorted(spec.feature_names, key=len, reverse=True)
     out: dict[str, float] = {}
     for column in columns:
