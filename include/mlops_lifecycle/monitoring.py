@@ -381,25 +381,27 @@ def decide_retraining(spec: ModelSpec, ds: str | dt.date, check: dict[str, Any],
         last = max(e["ds"] for e in recent)
         decision = {"retrain": False, "reason": f"cooldown: retraining was requested on {last} (cooldown {policy.cooldown_days} days)", **evidence}
         return _alert_drift(spec, decision, check, troubled)
-    if streak and not hurt:
+    if streak:
         # The challenger learns the new regime from the drifted days: wait until they hold enough rows.
         rows = sum(lake.parquet_rows(path) for d in streak_days
                    if (path := lake.data_file(spec.name, "validated", d)).exists())
-        if rows < policy.min_rows:
+        streak = rows >= policy.min_rows
+        if not (streak or hurt):
             decision = {"retrain": False, "reason": f"drift on {need} day(s) holds {rows} validated rows; "
                         f"retraining.min_rows is {policy.min_rows}", **evidence}
             return _alert_drift(spec, decision, check, troubled)
-    if hurt:
-        reason = today_hurt
-        detail = _hurt_detail(concept, reason, hurt_days)
-    else:
+    if streak:  # drift first, as before labels counted; the labels' verdict is added to the detail
         reason = "data_drift" if "data_drift" in kinds else "prediction_drift"
         detail = (
             f"{reason.replace('_', ' ')} on {need} consecutive day(s) "
             f"({', '.join(d.isoformat() for d in reversed(streak_days))}); "
             f"share {check.get('drift_share'):.2f} in {check.get('drifted_columns')}"
             + ("; the predictions drifted too" if check.get("prediction_drift") else "")
+            + (f"; the labels agree: {_hurt_detail(concept, today_hurt, hurt_days)}" if hurt else "")
         )
+    else:
+        reason = today_hurt
+        detail = _hurt_detail(concept, reason, hurt_days)
     request = {"retrain": True, "reason": reason, "detail": detail, **evidence}
     # Keyed by day: a rerun, or a second trigger for the same day, rewrites this one request
     # (and the trigger's run id drift__<ds> starts at most one retraining run).
