@@ -1,9 +1,12 @@
 """Monitoring: the daily drift check and the retraining decision.
 
 :func:`check_drift` compares the day's validated inputs and the champion's
-predictions with the champion's reference sample (its holdout rows, logged with the
-version) through Evidently, and, when the day's labels are in, measures the
-champion's realised metric against its holdout metric (concept drift).
+predictions with the champion's reference sample (rows of the last weeks of its
+training window, logged with the version; by default only those of the day's weekday)
+through Evidently, weighs the drifted columns by the champion's feature importance, and,
+when the day's labels are in, measures the champion's realised metric against its
+expected metric with its uncertainty, and the label rate against the training window's
+(see :func:`concept_metrics`).
 
 :func:`collect_labels` does the same for labels that arrive apart from the features
 (the spec's ``labels`` section): the run of day D + ``delay_days`` reads the labels of
@@ -11,10 +14,12 @@ day D and keeps them in the lake's ``labels`` zone (training reads them there); 
 day D was scored it joins them with its predictions and measures concept drift.
 
 :func:`decide_retraining` applies the spec's explicit conditions: drift that has
-lasted ``drift_days_required`` days, or a metric drop beyond ``max_metric_drop``;
-no retraining inside the cooldown after an earlier request. A decision to retrain is
+lasted ``drift_days_required`` days, or labelled days that hurt the model (a significant
+metric drop, a label-rate shift) for ``label_days_required`` days in a row; no
+retraining inside the cooldown after an earlier request. A decision to retrain is
 recorded in the lake before the trigger runs, keyed by day, so reruns and repeated
-triggers for the same day make one request, not two.
+triggers for the same day make one request, not two. Drift alerts are raised once per
+episode (see :func:`_alert_drift`).
 """
 
 from __future__ import annotations
