@@ -389,7 +389,8 @@ def _demo_line(s, dags, day, logfile) -> tuple[dict, str]:
 
 
 TABLE_HEADER = f"{'day':<11} {'rows':>5}  {'validation':<19} {'drift':>6}  {'scored by':<9}  retraining"
-TABLE_LEGEND = "(drift: share of drifted feature columns; * = the day counts as drifted under the spec's drift.drift_share)"
+TABLE_LEGEND = ("(drift: share of the model's feature importance that drifted, watch-only columns left out; * = the day "
+                "counts as drifted under the spec's drift.drift_share)")
 
 
 def cmd_run_days(args: argparse.Namespace) -> int:
