@@ -610,7 +610,7 @@ def render(plan: _Plan) -> str:
     lines += _comment(
         "Drift on every feature, each weighed by its share of the model's importance (XGBoost gain, recorded at\n"
         "training): the data set drifts when this share of the importance has drifted. A day is compared with the\n"
-        "same weekday of the training window's last four weeks, so a weekly pattern is not drift. Prediction drift\n"
+        "same weekday of the training window's last two weeks, so a weekly pattern is not drift. Prediction drift\n"
         "is reported, not paged."
     )
     add("drift:")
@@ -618,12 +618,12 @@ def render(plan: _Plan) -> str:
     add("  include_prediction: true")
     add("  weight_by_importance: true")
     add("  reference: same_weekday")
-    add("  reference_days: 28")
+    add("  reference_days: 14")
     # ---- watch-only columns: those often holding one value a day move with the calendar or the weather ----
     daily = [c.name for c in plan.columns if c.type is not None and c.spec.get("may_be_constant")]
     lines += _comment(
         "Reported but never counted toward drift, alerts or retraining: columns that move with the calendar or\n"
-        "the weather (a value a day drifts against any four weeks). "
+        "the weather (a value a day drifts against any two weeks). "
         + (f"These often hold one value a day in the sample: {', '.join(daily)}." if daily else
            "Add such columns here (e.g. [temperature, holiday])."),
         "  ",

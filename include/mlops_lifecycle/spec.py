@@ -443,9 +443,10 @@ class DriftSpec(_Strict):
         "drift), or all of the reference, which covers whole weeks.",
     )
     reference_days: int = Field(
-        28, ge=7,
+        14, ge=7,
         description="The reference is sampled from the last this-many days of the training window (whole weeks: "
-        "use a multiple of 7), not only from the validation and holdout days.",
+        "use a multiple of 7; two weeks give each weekday two days and stay recent after a shift), not only from "
+        "the validation and holdout days.",
     )
     episode_calm_days: int = Field(
         3, ge=1,

@@ -78,10 +78,12 @@ def scenario_spec(example_spec: ModelSpec, **sections) -> ModelSpec:
     data = example_spec.model_dump()
     data["training"] = {**data["training"], "window_days": 42, "validation_days": 2, "holdout_days": 2,
                         "min_rows": 1000, "reference_rows": 8000, "early_stopping_rounds": 10,
+                        "holdout_min_rows": None,  # sized from the volume
                         "max_latency_ms_per_1k_rows": 10_000,
                         "xgboost": {"n_estimators": 80, "max_depth": 4, "learning_rate": 0.2, "tree_method": "hist"}}
     data["promotion"] = {**data["promotion"], "floor": 0.6}
-    data["retraining"] = {**data["retraining"], "drift_days_required": 3, "min_rows": 500, "cooldown_days": 14}
+    data["retraining"] = {**data["retraining"], "drift_days_required": 3, "min_rows": 500, "cooldown_days": 14,
+                          "label_days_required": 3}
     for key, value in sections.items():
         data[key] = {**data[key], **value}
     return ModelSpec.model_validate(data)

@@ -49,7 +49,7 @@ def test_a_scaffolded_spec_retrains_on_what_hurts_and_watches_daily_columns(tmp_
     assert r.on_metric_drop and r.on_label_shift and r.label_days_required == 3
     assert r.metric_significance == r.label_shift_significance == 0.05
     assert 179 // r.cooldown_days + 1 <= 8, "no more than 8 requests in six months (days 0 to 179)"
-    assert d.weight_by_importance and d.reference == "same_weekday" and d.reference_days == 28
+    assert d.weight_by_importance and d.reference == "same_weekday" and d.reference_days == 14
     assert spec.feature("rain_mm").may_be_constant and d.watch_only == ["rain_mm"]
     assert "label_days_required: 3" in text and "watch_only: [rain_mm]" in text
     assert cli.main(["check"]) == 0
