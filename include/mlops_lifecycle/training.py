@@ -232,13 +232,12 @@ def feature_importance(spec: ModelSpec, model: Any, columns: list[str]) -> dict[
     return {k: v / total for k, v in out.items()} if total > 0 else {}
 
 
-def drift_reference(spec: ModelSpec, frame: Any, split: dict[str, Any], predictions: Any) -> Any:
+def drift_reference(spec: ModelSpec, frame: Any, predictions: Any) -> Any:
     """The drift reference: rows of the last ``drift.reference_days`` days of the window
     (whole weeks, so a weekday is compared with its own kind), sampled evenly over the
     weekdays up to ``training.reference_rows``, with ``reference_ds`` (their day) and the
     model's out-of-sample ``prediction`` (validation and holdout rows; empty for rows it
     trained on, whose in-sample scores are sharper than any new day's)."""
-    import numpy as np
     import pandas as pd
 
     day = frame[spec.event_time].dt.date
@@ -251,10 +250,7 @@ def drift_reference(spec: ModelSpec, frame: Any, split: dict[str, Any], predicti
     per_weekday = max(1, spec.training.reference_rows // max(1, weekday.nunique()))
     parts = [g.sample(n=min(len(g), per_weekday), random_state=spec.training.seed)
              for _, g in reference.groupby(weekday.to_numpy(), sort=True)]
-    out = pd.concat(parts).sort_index()
-    if out["prediction"].notna().sum() == 0:  # a window whose last days all trained: keep some scores
-        out["prediction"] = np.nan
-    return out
+    return pd.concat(parts).sort_index()
 
 
 def _estimator(spec: ModelSpec, params: dict[str, Any]) -> Any:
@@ -400,7 +396,7 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
     # only rows the model never trained on carry a prediction.
     out_of_sample = pd.concat([pd.Series(pred_val, index=split["validation"].index),
                                pd.Series(pred_hold, index=split["holdout"].index)])
-    reference = drift_reference(spec, frame, split, out_of_sample)
+    reference = drift_reference(spec, frame, out_of_sample)
     metric = spec.promotion.metric
     expectation = {
         "metric": metric,
