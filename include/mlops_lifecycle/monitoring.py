@@ -141,7 +141,8 @@ def concept_metrics(spec: ModelSpec, frame, version: str | int, day: dt.date | N
 
     - The realised metric against the version's expected (holdout) value:
       ``{"metric", "value", "baseline", "drop"}``, with ``std_error`` (the holdout's
-      bootstrap error scaled to the day's rows), ``p_value`` (one-sided, of a drop this
+      bootstrap error scaled to the day's rows, widened by the day-to-day spread of the
+      metric over the training window), ``p_value`` (one-sided, of a drop this
       large by chance) and ``degraded``: the drop is significant at
       ``retraining.metric_significance`` (and, when set, larger than
       ``drift.max_metric_drop``). A version without a recorded error is degraded only by
@@ -173,7 +174,9 @@ def concept_metrics(spec: ModelSpec, frame, version: str | int, day: dt.date | N
         concept["drop"] = drop
         limit = spec.drift.max_metric_drop
         se_unit, rows = mv.tags.get("expected.std_error"), mv.tags.get("expected.rows")
-        se = float(se_unit) * math.sqrt(int(rows) / n) if se_unit and rows and float(se_unit) > 0 else None
+        spread = float(mv.tags.get("expected.between_day_sd") or 0.0)
+        se = (math.sqrt(float(se_unit) ** 2 * int(rows) / n + spread**2)
+              if se_unit and rows and float(se_unit) > 0 else None)
         if se is not None and not math.isnan(value):
             p = _normal_sf(drop / se)
             concept.update(std_error=se, p_value=p)

@@ -215,6 +215,31 @@ def label_baseline(spec: ModelSpec, labelled: Any) -> dict[str, Any]:
             "between_day_sd": float(np.sqrt(max(spread, 0.0))), "days": len(daily), "rows": int(len(y))}
 
 
+def metric_spread(spec: ModelSpec, labelled: Any, predictions: Any, *, std_error: float, rows: int) -> float:
+    """The spread of the promotion metric from day to day beyond sampling noise: the
+    variance of the daily metric over the window's days, less the sampling variance each
+    day's rows explain (the holdout's ``std_error`` at its ``rows``, scaled), floored at 0.
+    In-sample days score higher, but vary alike."""
+    import numpy as np
+
+    metric = spec.promotion.metric
+    day = labelled[spec.event_time].dt.date.to_numpy()
+    y = labelled[spec.target.column].to_numpy(dtype=float)
+    daily = []
+    for d in np.unique(day):
+        mask = day == d
+        if mask.sum() >= spec.drift.min_labelled_rows:
+            value = promotion.metric_value(spec, metric, y[mask], predictions[mask])
+            if value == value:  # NaN: one class only that day
+                daily.append((value, int(mask.sum())))
+
+    if len(daily) < 3 or not std_error == std_error:
+        return 0.0
+    values = np.array([v for v, _ in daily])
+    noise = np.mean([std_error**2 * rows / n for _, n in daily])
+    return float(np.sqrt(max(float(values.var(ddof=1)) - noise, 0.0)))
+
+
 def feature_importance(spec: ModelSpec, model: Any, columns: list[str]) -> dict[str, float]:
     """Each spec feature's share of the model's total gain (its encoded columns summed);
     empty when no input column maps to a feature (a custom features function)."""
@@ -364,6 +389,7 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
 
     import mlflow
     import mlflow.xgboost
+    import numpy as np
     import pandas as pd
     import xgboost as xgb
     from mlflow.models import infer_signature
@@ -408,6 +434,12 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
         "label_rate": label_baseline(spec, pd.concat([split["train"], split["validation"], split["holdout"]])),
         "importance": feature_importance(spec, model, cols),
     }
+    # Days differ beyond sampling noise (a weekday's mix, a holiday): the spread of the daily
+    # metric over the window, beyond what its rows explain, widens the expected error too.
+    expectation["between_day_sd"] = metric_spread(
+        spec, pd.concat([split["train"], split["validation"], split["holdout"]]),
+        np.concatenate([evaluation.predict(spec, model, x_train), pred_val, pred_hold]),
+        std_error=expectation["std_error"], rows=expectation["rows"])
     # ---- end of monitoring expectations ----
 
     exp_id = registry.ensure_experiment(spec)
@@ -482,6 +514,7 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
             "expected.metric": metric,
             "expected.value": f"{expectation['value']:.6f}",
             "expected.std_error": f"{expectation['std_error']:.6f}",
+            "expected.between_day_sd": f"{expectation['between_day_sd']:.6f}",
             "expected.rows": str(expectation["rows"]),
             "expected.label_rate": f"{expectation['label_rate']['overall']:.6f}",
             "holdout.rows": str(split["holdout_rows"]),
