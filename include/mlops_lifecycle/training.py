@@ -436,10 +436,15 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
     }
     # Days differ beyond sampling noise (a weekday's mix, a holiday): the spread of the daily
     # metric over the window, beyond what its rows explain, widens the expected error too.
-    expectation["between_day_sd"] = metric_spread(
-        spec, pd.concat([split["train"], split["validation"], split["holdout"]]),
-        np.concatenate([evaluation.predict(spec, model, x_train), pred_val, pred_hold]),
-        std_error=expectation["std_error"], rows=expectation["rows"])
+    # In-sample days vary less than new ones; the out-of-sample days (validation, holdout) are
+    # few: the larger of the two spreads.
+    expectation["between_day_sd"] = max(
+        metric_spread(spec, pd.concat([split["train"], split["validation"], split["holdout"]]),
+                      np.concatenate([evaluation.predict(spec, model, x_train), pred_val, pred_hold]),
+                      std_error=expectation["std_error"], rows=expectation["rows"]),
+        metric_spread(spec, pd.concat([split["validation"], split["holdout"]]), np.concatenate([pred_val, pred_hold]),
+                      std_error=expectation["std_error"], rows=expectation["rows"]),
+    )
     # ---- end of monitoring expectations ----
 
     exp_id = registry.ensure_experiment(spec)

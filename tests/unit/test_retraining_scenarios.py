@@ -147,6 +147,7 @@ def test_the_champion_records_what_monitoring_expects_and_its_holdout_reached_it
     mv = registry.get_version(spec, world["version"])
     assert mv.tags["holdout.rows"] == str(trained["holdout_rows"]) and mv.tags["holdout.min_rows"] == "2000"
     assert float(mv.tags["expected.std_error"]) > 0 and mv.tags["expected.metric"] == "roc_auc"
+    assert float(mv.tags["expected.between_day_sd"]) >= 0
     expectation = monitoring.expectation_of(spec, world["version"])
     weekend = expectation["label_rate"]["by_weekday"]
     assert set(weekend) == {str(d) for d in range(7)}
