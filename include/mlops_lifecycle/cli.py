@@ -409,7 +409,8 @@ def _demo_line(s, dags, day, logfile, requester: str = "mlops demo") -> tuple[di
 
 
 TABLE_HEADER = f"{'day':<11} {'rows':>5}  {'validation':<19} {'drift':>6}  {'scored by':<9}  retraining"
-TABLE_LEGEND = ("(drift: share of drifted feature columns; * = the day counts as drifted under the spec's drift.drift_share;\n"
+TABLE_LEGEND = ("(drift: share of the model's feature importance that drifted, watch-only columns left out; * = the day "
+                "counts as drifted under the spec's drift.drift_share;\n"
                 " passed, N warnings: scored, although N warning checks failed: see the day's validation result and alert)")
 
 

@@ -8,7 +8,11 @@ reads its verdicts back:
   on small samples, Wasserstein / Jensen-Shannon distances on large ones, or the
   spec's ``drift.method`` and ``drift.threshold``);
 - the dataset drifts when the share of drifted feature columns reaches the spec's
-  ``drift.drift_share`` (the preset's ``DriftedColumnsCount`` test);
+  ``drift.drift_share``; each column weighs its share of the model's importance
+  (XGBoost total gain, recorded at training) when ``drift.weight_by_importance`` and the
+  version recorded it, else the same (then the share is the preset's own
+  ``DriftedColumnsCount``, kept as ``evidently_drift_share``). Columns listed in
+  ``drift.watch_only`` are tested and reported (``watched_drifted``) but weigh nothing;
 - prediction drift is a separate ``ValueDrift`` on the model's output column, so it
   is reported on its own and does not change the feature share.
 
@@ -221,7 +225,8 @@ def sample_positions(rows: int, size: int, seed: int) -> Any:
 
 
 def compute_drift(spec: ModelSpec, current: Any, reference: Any, *, out_dir: Path | None = None,
-                  max_rows: int | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                  max_rows: int | None = None, extra: dict[str, Any] | None = None,
+                  importance: dict[str, float] | None = None) -> dict[str, Any]:
     """Run the drift report of ``current`` against ``reference``.
 
     Both frames hold the spec's drift columns and, when ``drift.include_prediction``,
@@ -229,7 +234,8 @@ def compute_drift(spec: ModelSpec, current: Any, reference: Any, *, out_dir: Pat
     that folder is replaced, in one swap, by one holding the HTML report
     (``report.html``) and the summary (``summary.json``). A side longer than
     ``max_rows`` (default :func:`default_max_rows`) is sampled when that keeps a full run's
-    verdicts (see the module docstring).
+    verdicts (see the module docstring). ``importance`` (feature -> share of the model's
+    gain) weighs the drift share, see :func:`weighted_share`.
 
     Returns a summary: ``drift_share`` and its threshold, ``dataset_drift``,
     ``drifted_columns``, per-column ``columns`` (score, method, threshold, drifted),
@@ -272,7 +278,7 @@ def compute_drift(spec: ModelSpec, current: Any, reference: Any, *, out_dir: Pat
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
     )
-    summary = summarize(spec, snapshot.dict(), columns)
+    summary = summarize(spec, snapshot.dict(), columns, importance=importance)
     if methods:
         _name_pinned_methods(spec, summary, methods)
     summary["rows"] = {"current": int(len(current)), "reference": int(len(reference))}
@@ -305,7 +311,30 @@ def _name_pinned_methods(spec: ModelSpec, summary: dict[str, Any], methods: dict
             entry["method"] = get_registered_stattest(methods[column], kind).display_name
 
 
-def summarize(spec: ModelSpec, snapshot: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+def weighted_share(spec: ModelSpec, drifted: list[str], columns: list[str],
+                   importance: dict[str, float] | None = None) -> tuple[float, dict[str, float], str]:
+    """The drift share that counts, each counted column's weight, and what weighed them
+    (``importance`` or ``columns``).
+
+    ``drift.watch_only`` columns weigh nothing. With ``drift.weight_by_importance`` and an
+    ``importance`` that gives the counted columns some weight, each weighs its share of the
+    model's importance (a drifted column the model hardly uses hardly matters); otherwise
+    each counted column weighs the same."""
+    counted = [c for c in columns if c not in set(spec.drift.watch_only)]
+    if not counted:
+        return 0.0, {}, "columns"
+    weights = {c: float((importance or {}).get(c, 0.0)) for c in counted}
+    by = "importance"
+    if not (spec.drift.weight_by_importance and importance and sum(weights.values()) > 0):
+        weights, by = dict.fromkeys(counted, 1.0), "columns"
+    total = sum(weights.values())
+    weights = {c: w / total for c, w in weights.items()}
+    # Rounded: equal weights must add up to the preset's own share (3 x 1/6 is 0.5, not 0.4999...).
+    return round(float(sum(w for c, w in weights.items() if c in set(drifted))), 9), weights, by
+
+
+def summarize(spec: ModelSpec, snapshot: dict[str, Any], columns: list[str],
+              importance: dict[str, float] | None = None) -> dict[str, Any]:
     """Read Evidently's metrics and test verdicts into a flat, JSON-ready summary."""
     failed = {t["metric_config"]["metric_id"] for t in snapshot.get("tests", []) if str(t["status"]).endswith("FAIL")}
     per_column: dict[str, dict[str, Any]] = {}
@@ -324,13 +353,20 @@ def summarize(spec: ModelSpec, snapshot: dict[str, Any], columns: list[str]) -> 
             }
     if share is None:  # pragma: no cover - the preset always emits the count
         raise RuntimeError("Evidently report has no DriftedColumnsCount metric")
-    drifted = [c for c in columns if per_column.get(c, {}).get("drifted")]
+    tested = [c for c in columns if per_column.get(c, {}).get("drifted")]
+    watched = [c for c in tested if c in set(spec.drift.watch_only)]
+    drifted = [c for c in tested if c not in set(watched)]
+    weighted, weights, by = weighted_share(spec, drifted, columns, importance)
     threshold = spec.drift.drift_share
     return {
-        "drift_share": share,
+        "drift_share": weighted,
         "drift_share_threshold": threshold,
-        "dataset_drift": share >= threshold,
+        "dataset_drift": weighted >= threshold,
         "drifted_columns": drifted,
+        "watched_drifted": watched,
+        "weights": weights,
+        "weighted_by": by,
+        "evidently_drift_share": share,
         "columns": {c: per_column[c] for c in columns if c in per_column},
         "prediction_drift": per_column.get(PREDICTION),
         "report_html": None,

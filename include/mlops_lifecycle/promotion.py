@@ -44,6 +44,9 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     noise: dict[str, Any] | None = None
     slices: dict[str, Any] | None = None
+    # The power of the comparison: holdout rows (and the rows it needed), the smallest gain
+    # it could have detected, and whether it was too small to decide at all.
+    holdout: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +68,7 @@ def decide(
     model_tests: dict[str, bool] | None = None,
     paired: dict[str, Any] | None = None,
     slices: dict[str, dict[str, Any]] | None = None,
+    holdout: dict[str, Any] | None = None,
 ) -> Decision:
     """Decide on promotion from holdout evidence (both models scored on the same rows).
 
@@ -78,6 +82,10 @@ def decide(
             :func:`mlops_lifecycle.training.compare_and_promote` always provides it.
         slices: slice value -> ``{"rows", "challenger", "champion"}`` for the spec's
             slice column (see :func:`evaluate_pair`).
+        holdout: ``{"rows", "min_rows"}`` of the holdout (see ``training.time_split``). A
+            comparison with a champion on fewer than ``min_rows`` rows is too small to
+            decide: the champion stays and the reasons say so. The smallest detectable gain
+            (:func:`min_detectable_gain`) is recorded in ``holdout`` either way.
 
     Returns:
         The decision; ``reasons`` lists every rule's verdict.
@@ -114,6 +122,7 @@ def decide(
             reasons=reasons,
             noise=paired,
             slices=slices,
+            holdout=holdout,
         )
     if _bad(new):
         return Decision(
@@ -124,8 +133,26 @@ def decide(
             reasons=reasons,
             noise=paired,
             slices=slices,
+            holdout=holdout,
         )
 
+    # ---- power: is the holdout large enough to tell the two apart? ----
+    holdout = dict(holdout or {})
+    if paired is not None and rules.significance is not None:
+        holdout["min_detectable_gain"] = min_detectable_gain(paired.get("std_error"), rules.significance)
+    too_small = holdout.get("rows") is not None and holdout.get("min_rows") is not None \
+        and holdout["rows"] < holdout["min_rows"]
+    holdout["too_small_to_decide"] = bool(too_small)
+    if too_small:
+        ok = False
+        mde = holdout.get("min_detectable_gain")
+        reasons.append(
+            f"too small to decide: the holdout holds {holdout['rows']} rows, fewer than the {holdout['min_rows']} "
+            "a comparison needs (training.holdout_min_rows; the window had no more days to give)"
+            + (f"; it could only detect a gain of {mde:.4f} or more" if mde is not None and not _bad(mde) else "")
+            + "; the champion stays"
+        )
+    # ---- end of power ----
     gain = (new - old) if higher else (old - new)
     if gain >= rules.margin and gain > 0:
         reasons.append(f"beats champion {metric} {old:.4f} by {gain:.4f} (margin {rules.margin})")
@@ -141,15 +168,20 @@ def decide(
             reasons.append("noise test not run (no per-row predictions given)")
         elif _bad(paired.get("p_value")) or paired["p_value"] > rules.significance:
             ok = False
+            mde = holdout.get("min_detectable_gain")
             reasons.append(
                 f"gain within noise: the challenger fails to beat the champion in {paired.get('p_value', float('nan')):.1%} "
                 f"of {paired.get('resamples')} paired bootstrap resamples (allowed {rules.significance:.1%}; "
-                f"gain 90% interval {paired.get('ci_low', float('nan')):+.4f}..{paired.get('ci_high', float('nan')):+.4f})"
+                f"gain 90% interval {paired.get('ci_low', float('nan')):+.4f}..{paired.get('ci_high', float('nan')):+.4f}"
+                + (f"; smallest detectable gain on these {paired.get('rows')} rows {mde:.4f}"
+                   if mde is not None and not _bad(mde) else "") + ")"
             )
         else:
+            mde = holdout.get("min_detectable_gain")
             reasons.append(
                 f"gain is not noise: p={paired['p_value']:.4f} <= {rules.significance} over "
                 f"{paired['resamples']} paired bootstrap resamples"
+                + (f" (smallest detectable gain {mde:.4f})" if mde is not None and not _bad(mde) else "")
             )
 
     for value in rules.protected_slices:
@@ -179,11 +211,53 @@ def decide(
         else:
             reasons.append(f"protected slice {spec.training.slice_column}={value} holds (loss {loss:+.4f})")
     return Decision(
-        promote=ok, metric=metric, challenger=new, champion=old, reasons=reasons, noise=paired, slices=slices
+        promote=ok, metric=metric, challenger=new, champion=old, reasons=reasons, noise=paired, slices=slices,
+        holdout=holdout,
     )
 
 
 # ---- evidence -------------------------------------------------------------------------
+
+# Power at which :func:`min_detectable_gain` is stated: the usual 80 %.
+DETECTION_POWER = 0.8
+
+
+def min_detectable_gain(std_error: float | None, significance: float, power: float = DETECTION_POWER) -> float:
+    """The smallest gain the noise test would find with probability ``power``, for a paired
+    bootstrap whose gains spread with ``std_error``: (z(1 - significance) + z(power)) x SE
+    (one-sided, normal approximation). NaN when the spread is unknown."""
+    from statistics import NormalDist
+
+    if _bad(std_error):
+        return float("nan")
+    z = NormalDist()
+    return float((z.inv_cdf(1 - significance) + z.inv_cdf(power)) * std_error)
+
+
+def bootstrap_std_error(spec: ModelSpec, y_true: np.ndarray, y_pred: np.ndarray, *,
+                        resamples: int = 300, seed: int | None = None) -> float:
+    """Bootstrap standard error of the promotion metric of one model on these rows: with
+    the metric itself, what a training records as its expectation for later labelled days
+    (a day of ``n`` rows expects it within this error x sqrt(rows / n)). NaN when undefined."""
+    import numpy as np
+
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    n = len(y)
+    if n < 2:
+        return float("nan")
+    rng = np.random.default_rng(spec.training.seed if seed is None else seed)
+    chunk = max(1, min(resamples, 5_000_000 // n))
+    values = []
+    for done in range(0, resamples, chunk):
+        rows = min(chunk, resamples - done)
+        idx = rng.integers(0, n, size=(rows, n)) + np.arange(rows)[:, None] * n
+        counts = np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n)
+        values.append(weighted_metric(spec, spec.promotion.metric, y, p, counts))
+    out = np.concatenate(values)
+    out = out[~np.isnan(out)]
+    return float(out.std(ddof=1)) if len(out) > 1 else float("nan")
+
 
 
 def metric_value(spec: ModelSpec, metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:

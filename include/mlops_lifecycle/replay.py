@@ -437,7 +437,10 @@ def day_row(spec: ModelSpec, day: dt.date, result: DayResult) -> dict[str, Any]:
     if result.tasks.get("trigger_first_training") == "success":
         notes.append("first training")
     if result.tasks.get("trigger_retraining") == "success":
-        notes.append("retrain: drift")
+        # What asked for it: drift, or the labels (concept_drift, label_shift).
+        request = lake.event_file(spec.name, "retrain_requests", day.isoformat())
+        reason = lake.read_json(request).get("reason") if request.exists() else None
+        notes.append(f"retrain: {'drift' if reason in (None, 'data_drift') else reason}")
     for run in result.retrain_runs:
         notes.append(f"retrain run {run['state'].replace('DagRunState.', '')}")
     row["retrain"] = ", ".join(notes)

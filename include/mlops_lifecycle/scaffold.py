@@ -818,10 +818,35 @@ def render(plan: _Plan) -> str:
         add("  # floor: 50.0")
     add("  mode: auto")
     add("")
-    lines += _comment("Drift on every feature; the data set drifts when this share of them has drifted.")
+    lines += _comment(
+        "Drift on every feature, each weighed by its share of the model's importance (XGBoost gain, recorded at\n"
+        "training): the data set drifts when this share of the importance has drifted. A day is compared with the\n"
+        "same weekday of the training window's last two weeks, so a weekly pattern is not drift. Prediction drift\n"
+        "is reported, not paged."
+    )
     add("drift:")
     add("  drift_share: 0.5")
     add("  include_prediction: true")
+    add("  weight_by_importance: true")
+    add("  reference: same_weekday")
+    add("  reference_days: 14")
+    # ---- watch-only columns: those often holding one value a day move with the calendar or the weather ----
+    daily = [c.name for c in plan.columns if c.type is not None and c.spec.get("may_be_constant")]
+    lines += _comment(
+        "Reported but never counted toward drift, alerts or retraining: columns that move with the calendar or\n"
+        "the weather (a value a day drifts against any two weeks). "
+        + (f"These often hold one value a day in the sample: {', '.join(daily)}." if daily else
+           "Add such columns here (e.g. [temperature, holiday])."),
+        "  ",
+    )
+    add(f"  watch_only: [{', '.join(daily)}]")
+    lines += _comment(
+        "One alert per episode: it starts on the first drifted or hurt day, pages once it holds episode_min_days\n"
+        "such days (or asks for a retraining), and ends after episode_calm_days calm days in a row.",
+        "  ",
+    )
+    add("  episode_calm_days: 3")
+    add("  episode_min_days: 3")
     lines += _comment(
         "Concept drift (a day's labelled metric against the holdout, see max_metric_drop) needs this many\n"
         "labelled rows in the day: 30, or what a quiet day of the sample holds when that is less.",
@@ -830,7 +855,10 @@ def render(plan: _Plan) -> str:
     add(f"  min_labelled_rows: {vol.min_labelled_rows}")
     add("")
     add("retraining:")
-    add("  cooldown_days: 7")
+    lines += _comment(
+        "At most one request in 24 days: no more than 8 in six months, each with new days to learn from.", "  "
+    )
+    add("  cooldown_days: 24")
     lines += _comment(
         f"Drift must last drift_days_required days and those days hold min_rows validated rows (about\n"
         f"{vol.rows_per_day * vol.drift_days_required:g} at the median) before it starts a retraining: "
@@ -839,6 +867,18 @@ def render(plan: _Plan) -> str:
     )
     add(f"  drift_days_required: {vol.drift_days_required}")
     add(f"  min_rows: {vol.retraining_min_rows}")
+    lines += _comment(
+        "Retraining on what hurts the model, once labels arrive (with the batch or late): a day whose metric falls\n"
+        "below the champion's holdout value by more than its error at that day's rows (one-sided p under\n"
+        "metric_significance), or whose label rate leaves the training window's for that weekday (allowing for\n"
+        "the day's count and the spread of daily rates the window showed), for label_days_required days in a row.",
+        "  ",
+    )
+    add("  on_metric_drop: true")
+    add("  metric_significance: 0.05")
+    add("  on_label_shift: true")
+    add("  label_shift_significance: 0.05")
+    add("  label_days_required: 3")
     return "\n".join(lines) + "\n"
 
 

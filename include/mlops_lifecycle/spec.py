@@ -387,7 +387,22 @@ class TrainingSpec(_Strict):
     xgboost: dict[str, Any] = Field(default_factory=dict)
     max_model_size_mb: float = Field(50.0, gt=0)
     max_latency_ms_per_1k_rows: float = Field(200.0, gt=0)
-    reference_rows: int = Field(5000, ge=100, description="Rows of the validation and holdout days kept as drift reference.")
+    reference_rows: int = Field(
+        5000, ge=100,
+        description="Rows kept as each version's drift reference, sampled evenly over the weekdays of the last "
+        "drift.reference_days days of the window.",
+    )
+    holdout_min_rows: int | None = Field(
+        None, ge=1,
+        description="Fewest labelled rows the holdout must hold: it takes more days back (up to holdout_max_days) "
+        "until it has them, and a comparison with the champion on fewer says it was too small to decide. None: "
+        "from the model's volume, 2000 rows or a quarter of the window's labelled rows when that is less.",
+    )
+    holdout_max_days: int | None = Field(
+        None, ge=1,
+        description="Most days the holdout may take to reach holdout_min_rows. None: a quarter of window_days "
+        "(at least holdout_days).",
+    )
 
 
 class PromotionSpec(_Strict):
@@ -475,6 +490,38 @@ class DriftSpec(_Strict):
         description="Fewest labelled rows of a day for its concept-drift metric; with fewer only the count is "
         "reported. A low-volume model needs a value a day can reach.",
     )
+    watch_only: list[str] = Field(
+        default_factory=list,
+        description="Features whose drift is reported (report, summary, drifted_columns) but never counts toward "
+        "the drift share, alerts or retraining: columns that move with the calendar or the weather.",
+    )
+    weight_by_importance: bool = Field(
+        True,
+        description="Weigh each drifted column by the champion's feature importance (XGBoost total gain, recorded "
+        "at training): the drift share is the share of the model's importance that drifted. Off, or for a version "
+        "without recorded importance: every column weighs the same.",
+    )
+    reference: Literal["same_weekday", "whole_weeks"] = Field(
+        "same_weekday",
+        description="What a day is compared with: the reference rows of the same weekday (a weekly pattern is not "
+        "drift), or all of the reference, which covers whole weeks.",
+    )
+    reference_days: int = Field(
+        14, ge=7,
+        description="The reference is sampled from the last this-many days of the training window (whole weeks: "
+        "use a multiple of 7; two weeks give each weekday two days and stay recent after a shift), not only from "
+        "the validation and holdout days.",
+    )
+    episode_calm_days: int = Field(
+        3, ge=1,
+        description="An alert is raised once per episode: the first drifted or hurt day starts it, and it ends after "
+        "this many calm days in a row; the days in between are reported, not alerted.",
+    )
+    episode_min_days: int = Field(
+        3, ge=1,
+        description="An episode pages once it holds this many drifted or hurt days (or asks for a retraining): "
+        "one odd day is in the day's report, not in anyone's inbox.",
+    )
 
 
 class RetrainingSpec(_Strict):
@@ -494,6 +541,31 @@ class RetrainingSpec(_Strict):
         "against the reference's out-of-sample predictions) as a drifted day, even when too few feature "
         "columns drifted. Off: prediction drift is reported and alerted on, but only feature drift and "
         "concept drift start a retraining.",
+    )
+    # Retraining on what hurts the model, measured once labels arrive (with the batch or late).
+    on_metric_drop: bool = Field(
+        True,
+        description="Count a day whose labelled metric falls significantly below the champion's expected metric "
+        "(its holdout value, with a bootstrap standard error scaled to the day's labelled rows) as a hurt day. "
+        "drift.max_metric_drop, when set, is the smallest drop that counts.",
+    )
+    metric_significance: float = Field(
+        0.05, gt=0.0, lt=0.5,
+        description="One-sided p-value below which a day's metric drop counts (on_metric_drop).",
+    )
+    on_label_shift: bool = Field(
+        True,
+        description="Count a day whose label rate (positive rate; mean target for a regression) differs "
+        "significantly from the training window's for that weekday as a hurt day: a test for the day's count "
+        "that allows for the day-to-day spread seen in the training window.",
+    )
+    label_shift_significance: float = Field(
+        0.05, gt=0.0, lt=0.5, description="Two-sided p-value below which a day's label rate counts as shifted.",
+    )
+    label_days_required: int = Field(
+        3, ge=1,
+        description="Consecutive labelled days hurt (metric drop or label shift) before they start a retraining: "
+        "with the 5 % tests above, three days in a row happen by chance about once in 8,000 days.",
     )
 
 
@@ -697,6 +769,13 @@ def _drift_columns_exist(s: Any) -> Iterator[tuple[str, str]]:
     unknown = [c for c in s.drift.columns or [] if c not in {f.name for f in s.features}]
     if unknown:
         yield "drift.columns", f"names {unknown}, which are not features"
+
+
+@_cross_check("drift", "features")
+def _watch_only_columns_exist(s: Any) -> Iterator[tuple[str, str]]:
+    unknown = [c for c in s.drift.watch_only if c not in {f.name for f in s.features}]
+    if unknown:
+        yield "drift.watch_only", f"names {unknown}, which are not features"
 
 
 @_cross_check("training")

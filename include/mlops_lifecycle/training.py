@@ -191,24 +191,145 @@ def _with_late_labels(spec: ModelSpec, frame: Any, days: list[dt.date]) -> tuple
 
 def time_split(spec: ModelSpec, frame: Any) -> dict[str, Any]:
     """Split labelled rows by day: the last ``holdout_days`` are the holdout, the
-    ``validation_days`` before them stop training early, the rest train."""
+    ``validation_days`` before them stop training early, the rest train.
+
+    The holdout is sized in rows as well as days: it takes more days back, up to
+    :func:`holdout_needs`' most days, until it holds the rows it needs (``holdout_rows``
+    and ``holdout_min_rows`` in the result say what it got and what it needed)."""
     labelled = frame[frame[spec.target.column].notna()].copy()
     day = labelled[spec.event_time].dt.date
     dates = sorted(day.unique())
     hold_n, val_n = spec.training.holdout_days, spec.training.validation_days
     if len(dates) < hold_n + val_n + 1:
         raise InsufficientData(f"{spec.name}: {len(dates)} labelled day(s) cannot make a time split")
+    # ---- holdout sized in rows: more days back until the row minimum is reached --------
+    need_rows, max_days = holdout_needs(spec, len(labelled))
+    per_day = day.value_counts()
+    while (int(per_day[per_day.index.isin(dates[-hold_n:])].sum()) < need_rows and hold_n < max_days
+           and len(dates) - hold_n - val_n > 1):
+        hold_n += 1
+    # ---- end of the row-sized holdout ----
     hold_days, val_days = dates[-hold_n:], dates[-hold_n - val_n : -hold_n]
+    holdout = labelled[day.isin(hold_days)]
     return {
         "train": labelled[day < val_days[0]],
         "validation": labelled[day.isin(val_days)],
-        "holdout": labelled[day.isin(hold_days)],
+        "holdout": holdout,
         "dates": {
             "train": [str(dates[0]), str(dates[-hold_n - val_n - 1])],
             "validation": [str(val_days[0]), str(val_days[-1])],
             "holdout": [str(hold_days[0]), str(hold_days[-1])],
         },
+        "holdout_rows": len(holdout),
+        "holdout_min_rows": need_rows,
     }
+
+
+# ---- holdout sized in rows, and what monitoring should expect of a version ------------------
+
+# A holdout of this many rows lets the paired bootstrap see gains of about 0.02 ROC AUC at a
+# 20 % positive rate; the 2-day holdouts of ~1,700 rows before it rejected better challengers.
+AUTO_HOLDOUT_ROWS = 2000
+
+
+def holdout_needs(spec: ModelSpec, labelled_rows: int) -> tuple[int, int]:
+    """The rows the holdout needs and the most days it may take to get them.
+
+    ``training.holdout_min_rows``, or from the model's volume: :data:`AUTO_HOLDOUT_ROWS`,
+    or a quarter of the window's labelled rows when that is less (a small model is not
+    asked for rows it never has). At most ``training.holdout_max_days`` days, by default a
+    quarter of the window (never fewer than ``holdout_days``)."""
+    t = spec.training
+    rows = t.holdout_min_rows if t.holdout_min_rows is not None else min(AUTO_HOLDOUT_ROWS, max(1, labelled_rows // 4))
+    days = t.holdout_max_days if t.holdout_max_days is not None else t.window_days // 4
+    return int(rows), max(t.holdout_days, int(days))
+
+
+def label_baseline(spec: ModelSpec, labelled: Any) -> dict[str, Any]:
+    """The label rate of the training window (positive rate, or mean target for a
+    regression), overall and per weekday, with the spread of the daily rates beyond
+    sampling noise (``between_day_sd``): what a day's label rate is tested against."""
+    import numpy as np
+
+    y = labelled[spec.target.column].astype(float)
+    day = labelled[spec.event_time].dt.date
+    daily = y.groupby(day).agg(["mean", "count", "var"])
+    weekday = np.array([d.weekday() for d in daily.index])
+    by_weekday: dict[str, float] = {}
+    for wd in range(7):
+        days = daily[weekday == wd]
+        if len(days) >= 2:  # one day of a weekday is that day, not the weekday
+            by_weekday[str(wd)] = float((days["mean"] * days["count"]).sum() / days["count"].sum())
+    overall = float(y.mean())
+    unit_var = overall * (1 - overall) if spec.is_classifier else float(y.var(ddof=1) if len(y) > 1 else 0.0)
+    expected = np.array([by_weekday.get(str(wd), overall) for wd in weekday])
+    noise = unit_var / daily["count"].to_numpy()
+    spread = float(np.mean((daily["mean"].to_numpy() - expected) ** 2 - noise)) if len(daily) > 1 else 0.0
+    return {"overall": overall, "by_weekday": by_weekday, "unit_variance": unit_var,
+            "between_day_sd": float(np.sqrt(max(spread, 0.0))), "days": len(daily), "rows": int(len(y))}
+
+
+def metric_spread(spec: ModelSpec, labelled: Any, predictions: Any, *, std_error: float, rows: int) -> float:
+    """The spread of the promotion metric from day to day beyond sampling noise: the
+    variance of the daily metric over the window's days, less the sampling variance each
+    day's rows explain (the holdout's ``std_error`` at its ``rows``, scaled), floored at 0.
+    In-sample days score higher, but vary alike."""
+    import numpy as np
+
+    metric = spec.promotion.metric
+    day = labelled[spec.event_time].dt.date.to_numpy()
+    y = labelled[spec.target.column].to_numpy(dtype=float)
+    daily = []
+    for d in np.unique(day):
+        mask = day == d
+        if mask.sum() >= spec.drift.min_labelled_rows:
+            value = promotion.metric_value(spec, metric, y[mask], predictions[mask])
+            if value == value:  # NaN: one class only that day
+                daily.append((value, int(mask.sum())))
+
+    if len(daily) < 3 or not std_error == std_error:
+        return 0.0
+    values = np.array([v for v, _ in daily])
+    noise = np.mean([std_error**2 * rows / n for _, n in daily])
+    return float(np.sqrt(max(float(values.var(ddof=1)) - noise, 0.0)))
+
+
+def feature_importance(spec: ModelSpec, model: Any, columns: list[str]) -> dict[str, float]:
+    """Each spec feature's share of the model's total gain (its encoded columns summed);
+    empty when no input column maps to a feature (a custom features function)."""
+    scores = model.get_booster().get_score(importance_type="total_gain")
+    # Fitted on a bare matrix, the booster names its columns f0, f1, ... (in matrix order).
+    scores = {columns[int(k[1:])] if k not in columns and k[:1] == "f" and k[1:].isdigit() else k: v
+              for k, v in scores.items()}
+    names = sorted(spec.feature_names, key=len, reverse=True)
+    out: dict[str, float] = {}
+    for column in columns:
+        owner = next((n for n in names if column == n or column.startswith(f"{n}__")), None)
+        if owner is not None:
+            out[owner] = out.get(owner, 0.0) + float(scores.get(column, 0.0))
+    total = sum(out.values())
+    return {k: v / total for k, v in out.items()} if total > 0 else {}
+
+
+def drift_reference(spec: ModelSpec, frame: Any, predictions: Any) -> Any:
+    """The drift reference: rows of the last ``drift.reference_days`` days of the window
+    (whole weeks, so a weekday is compared with its own kind), sampled evenly over the
+    weekdays up to ``training.reference_rows``, with ``reference_ds`` (their day) and the
+    model's out-of-sample ``prediction`` (validation and holdout rows; empty for rows it
+    trained on, whose in-sample scores are sharper than any new day's)."""
+    import pandas as pd
+
+    day = frame[spec.event_time].dt.date
+    last = max(day)
+    recent = frame[day > last - dt.timedelta(days=spec.drift.reference_days)]
+    reference = recent[[*spec.feature_names]].copy()
+    reference["reference_ds"] = recent[spec.event_time].dt.date.astype(str)
+    reference["prediction"] = predictions.reindex(recent.index).to_numpy(dtype=float)
+    weekday = recent[spec.event_time].dt.weekday
+    per_weekday = max(1, spec.training.reference_rows // max(1, weekday.nunique()))
+    parts = [g.sample(n=min(len(g), per_weekday), random_state=spec.training.seed)
+             for _, g in reference.groupby(weekday.to_numpy(), sort=True)]
+    return pd.concat(parts).sort_index()
 
 
 def _estimator(spec: ModelSpec, params: dict[str, Any]) -> Any:
@@ -354,13 +475,35 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
     }
 
     holdout_path = lake.write_parquet(lake.training_dir(spec.name, window["end_ds"]) / "holdout.parquet", split["holdout"])
-    # The drift reference is the rows the model never trained on (validation + holdout), with
-    # its own out-of-sample predictions: in-sample predictions are sharper than any new day's
-    # and would flag prediction drift forever. Two days rather than one, so one unlucky day's
-    # category mix does not make every later day look drifted.
-    reference = pd.concat([split["validation"][[*spec.feature_names]], split["holdout"][[*spec.feature_names]]])
-    reference["prediction"] = np.concatenate([pred_val, pred_hold])
-    reference = reference.sample(n=min(len(reference), spec.training.reference_rows), random_state=spec.training.seed)
+    # ---- what monitoring compares later days with (drift reference, expectations) ----
+    # The drift reference covers whole weeks of the window's last days (see drift_reference);
+    # only rows the model never trained on carry a prediction.
+    out_of_sample = pd.concat([pd.Series(pred_val, index=split["validation"].index),
+                               pd.Series(pred_hold, index=split["holdout"].index)])
+    reference = drift_reference(spec, frame, out_of_sample)
+    metric = spec.promotion.metric
+    expectation = {
+        "metric": metric,
+        "value": hold_metrics[metric],
+        # The holdout metric's bootstrap standard error and rows: a day of n labelled rows
+        # expects the same value with this error times sqrt(rows / n).
+        "std_error": promotion.bootstrap_std_error(spec, y["holdout"], pred_hold),
+        "rows": int(len(y["holdout"])),
+        "label_rate": label_baseline(spec, pd.concat([split["train"], split["validation"], split["holdout"]])),
+        "importance": feature_importance(spec, model, cols),
+    }
+    # Days differ beyond sampling noise (a weekday's mix, a holiday): the spread of the daily
+    # metric over the window, beyond what its rows explain, widens the expected error too.
+    # In-sample days vary less than new ones; the out-of-sample days (validation, holdout) are
+    # few: the larger of the two spreads.
+    expectation["between_day_sd"] = max(
+        metric_spread(spec, pd.concat([split["train"], split["validation"], split["holdout"]]),
+                      np.concatenate([evaluation.predict(spec, model, x_train), pred_val, pred_hold]),
+                      std_error=expectation["std_error"], rows=expectation["rows"]),
+        metric_spread(spec, pd.concat([split["validation"], split["holdout"]]), np.concatenate([pred_val, pred_hold]),
+                      std_error=expectation["std_error"], rows=expectation["rows"]),
+    )
+    # ---- end of monitoring expectations ----
 
     exp_id = registry.ensure_experiment(spec)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{spec.name} window {window['start_ds']}..{window['end_ds']}",
@@ -412,6 +555,7 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
                 mlflow.log_artifact(str(plot), "evaluation")
             reference.to_parquet(Path(tmp) / "reference.parquet", index=False)
             mlflow.log_artifact(str(Path(tmp) / "reference.parquet"), "reference")
+        mlflow.log_dict(_jsonable(expectation), "reference/expectation.json")
         mlflow.log_artifact(str(holdout_path), "data")
         example = pd.DataFrame(x_hold[:5], columns=cols)
         # The booster carries its column names, so whoever loads it from the registry knows the layout.
@@ -430,6 +574,15 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
             "status": "candidate",
             **{k: v for k, v in tags.items() if not k.startswith("mlflow.")},
             f"holdout_{spec.promotion.metric}": f"{hold_metrics[spec.promotion.metric]:.6f}",
+            # What monitoring expects of this version's days (reference/expectation.json has it all).
+            "expected.metric": metric,
+            "expected.value": f"{expectation['value']:.6f}",
+            "expected.std_error": f"{expectation['std_error']:.6f}",
+            "expected.between_day_sd": f"{expectation['between_day_sd']:.6f}",
+            "expected.rows": str(expectation["rows"]),
+            "expected.label_rate": f"{expectation['label_rate']['overall']:.6f}",
+            "holdout.rows": str(split["holdout_rows"]),
+            "holdout.min_rows": str(split["holdout_min_rows"]),
         }
         summary = {
             "model": spec.name,
@@ -443,12 +596,15 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
             "model_size_mb": size_mb,
             "split": split["dates"],
             "trigger": _jsonable(trigger),
+            "holdout_rows": split["holdout_rows"],
+            "holdout_min_rows": split["holdout_min_rows"],
         }
         mlflow.log_dict(summary, "training/summary.json")
         mv = mlflow.register_model(info.model_uri, spec.model_name, tags=version_tags)
         version = str(mv.version)
     # A cache of the run's reference artifact (monitoring fetches it from MLflow when absent).
     lake.write_parquet(lake.reference_file(spec.name, version), reference)
+    lake.write_json(lake.reference_file(spec.name, version).with_name("expectation.json"), _jsonable(expectation))
     log.info("registered %s v%s (run %s) holdout %s", spec.model_name, version, run.info.run_id, hold_metrics)
     return {**summary, "version": version}
 
@@ -484,6 +640,21 @@ def _matrix_for_version(spec: ModelSpec, mv: Any, frame: Any, matrix: Any) -> An
         raise PromotionBlocked(f"{spec.model_name}: champion v{mv.version}'s logged spec does not rebuild its "
                                "feature layout; nothing was promoted")
     return rebuilt
+
+
+def _power_tags(decision: Any) -> dict[str, str]:
+    """What the comparison could see: holdout rows (and the rows it needed), the smallest
+    detectable gain, and whether it was too small to decide."""
+    power = decision.holdout or {}
+    tags = {"promotion.too_small_to_decide": str(bool(power.get("too_small_to_decide"))).lower()}
+    if power.get("rows") is not None:
+        tags["promotion.holdout_rows"] = str(power["rows"])
+    if power.get("min_rows") is not None:
+        tags["promotion.holdout_min_rows"] = str(power["min_rows"])
+    mde = power.get("min_detectable_gain")
+    if mde is not None and mde == mde:  # not NaN
+        tags["promotion.min_detectable_gain"] = f"{mde:.6f}"
+    return tags
 
 
 def compare_and_promote(
@@ -523,6 +694,9 @@ def compare_and_promote(
         model_tests=trained["tests"],
         paired=evidence["paired"],
         slices=evidence["slices"],
+        # The holdout's rows and the rows it needed (absent for a version trained before
+        # holdouts were sized in rows): the decision says when it was too small to decide.
+        holdout={"rows": len(holdout), "min_rows": trained.get("holdout_min_rows")},
     )
     run_experiment = registry.client().get_run(trained["run_id"]).info.experiment_id
     # Resuming a run needs the fluent API's active experiment to be the run's own: another
@@ -541,6 +715,10 @@ def compare_and_promote(
                 "promotion.compared_with": f"v{champ.version}" if champ else "none",
             }
         )
+        mlflow.set_tags(_power_tags(decision))
+    # The power of the decision on the version too, beside its status and reason.
+    for key, value in _power_tags(decision).items():
+        registry.client().set_model_version_tag(spec.model_name, trained["version"], key, value)
     why = f"{trained['trigger'].get('reason', 'manual')}: {decision.summary}"
     wants_auto = spec.promotion.mode == "auto" if auto_promote is None else auto_promote
     if spec.promotion.mode == "manual" and wants_auto:

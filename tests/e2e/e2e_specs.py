@@ -15,6 +15,9 @@ SMALL = {
     "training": {
         "window_days": 20, "validation_days": 1, "holdout_days": 1, "min_rows": 600, "slice_column": "delivery_region",
         "early_stopping_rounds": 10, "reference_rows": 400,
+        # One day's holdout (about 300 rows): the scenarios retrain right after a shift, and a
+        # holdout reaching back before it would judge the challenger on the old regime.
+        "holdout_min_rows": 200,
         "xgboost": {"n_estimators": 80, "max_depth": 4, "learning_rate": 0.2, "tree_method": "hist"},
     },
     "validation": {"min_rows": 50, "volume_lookback_days": 5, "volume_max_ratio": 3.0, "volume_min_ratio": 0.3},

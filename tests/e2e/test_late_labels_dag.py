@@ -32,6 +32,8 @@ def played(tmp_path_factory, airflow_db):
             base / "specs",
             labels={"source": {"path": "{data_dir}/labels/{ds}.csv"}, "delay_days": 1},
             drift={"max_metric_drop": 0.1},
+            # One day's labels are flipped here: let one hurt labelled day ask for retraining.
+            retraining={"label_days_required": 1},
         )
         from mlops_lifecycle import dag_factory, ingestion, lake, replay
         from mlops_lifecycle.examples import late_delivery

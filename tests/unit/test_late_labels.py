@@ -34,6 +34,8 @@ def world(tmp_path_factory):
             training={"max_latency_ms_per_1k_rows": 10_000},
             labels={"source": {"path": "{data_dir}/labels/{ds}.csv"}, "delay_days": DELAY},
             drift={"max_metric_drop": 0.1},
+            # One event day's labels are delivered here: let one hurt day ask for retraining.
+            retraining={"label_days_required": 1},
         )
         from mlops_lifecycle.spec import get_spec
 

@@ -44,3 +44,42 @@ def test_lower_is_better_metrics_compare_the_right_way(example_spec):
     spec = example_spec.model_copy(update={"promotion": example_spec.promotion.model_copy(update={"metric": "log_loss", "floor": 0.6})})
     assert decide(spec, challenger_metrics={"log_loss": 0.40}, champion_metrics={"log_loss": 0.45}).promote
     assert not decide(spec, challenger_metrics={"log_loss": 0.45}, champion_metrics={"log_loss": 0.40}).promote
+
+
+# ---- power: the smallest detectable gain, and a holdout too small to decide -----------------
+
+
+def _paired(p, gain, se):
+    return {"metric": "roc_auc", "gain": gain, "p_value": p, "ci_low": gain - 2 * se, "ci_high": gain + 2 * se,
+            "std_error": se, "resamples": 1000, "rows": 400}
+
+
+def test_the_smallest_detectable_gain_follows_the_bootstrap_spread_and_the_significance():
+    from mlops_lifecycle.promotion import min_detectable_gain
+
+    # (z(0.95) + z(0.80)) x SE = (1.645 + 0.842) x SE
+    assert abs(min_detectable_gain(0.01, 0.05) - 0.02487) < 1e-4
+    assert min_detectable_gain(0.01, 0.01) > min_detectable_gain(0.01, 0.05)
+    assert min_detectable_gain(float("nan"), 0.05) != min_detectable_gain(float("nan"), 0.05)  # NaN
+
+
+def test_a_holdout_below_its_row_minimum_is_too_small_to_decide_and_the_champion_stays(example_spec):
+    clear_win = _paired(0.001, 0.05, 0.01)
+    d = decide(example_spec, challenger_metrics=_auc(0.85), champion_metrics=_auc(0.80), paired=clear_win,
+               holdout={"rows": 300, "min_rows": 2000})
+    assert not d.promote
+    assert any(r.startswith("too small to decide: the holdout holds 300 rows, fewer than the 2000") and
+               r.endswith("the champion stays") for r in d.reasons), d.reasons
+    assert d.holdout["too_small_to_decide"] is True and abs(d.holdout["min_detectable_gain"] - 0.02487) < 1e-4
+    # Control: the same evidence on a holdout that reached its rows is promoted, and says what it could see.
+    d = decide(example_spec, challenger_metrics=_auc(0.85), champion_metrics=_auc(0.80), paired=clear_win,
+               holdout={"rows": 2400, "min_rows": 2000})
+    assert d.promote and d.holdout["too_small_to_decide"] is False
+    assert "smallest detectable gain 0.0249" in d.summary
+
+
+def test_a_gain_within_noise_says_how_large_a_gain_the_holdout_could_have_seen(example_spec):
+    d = decide(example_spec, challenger_metrics=_auc(0.81), champion_metrics=_auc(0.80),
+               paired=_paired(0.2, 0.01, 0.012), holdout={"rows": 400, "min_rows": 300})
+    assert not d.promote and "within noise" in d.summary
+    assert "smallest detectable gain on these 400 rows 0.0298" in d.summary

@@ -83,7 +83,35 @@ def test_prediction_drift_alone_retrains_only_when_the_spec_counts_it(example_sp
         assert decision["reason"] == "prediction_drift" and "prediction drift on 2 consecutive" in decision["detail"]
     else:
         assert decision["reason"] == "no drift" and lake.events(spec.name, "retrain_requests") == []
-    # Either way the drifted predictions raised a drift alert.
+    # Drifted predictions page only when the spec counts them; otherwise they stay in the
+    # day's summary and report (no alert fatigue from a score distribution that moves).
     from mlops_lifecycle import alerts
 
-    assert any("prediction drift" in a["message"] for a in alerts.read_alerts(spec.name, "drift"))
+    paged = [a for a in alerts.read_alerts(spec.name, "drift") if "prediction drift" in a["message"]]
+    assert len(paged) == (1 if counted else 0)
+
+
+def test_a_drift_episode_pages_once_and_a_new_episode_after_calm_days_pages_again(example_spec, data_dir):
+    """Drifted days 1-6 (one calm day inside), calm days 7-10, drifted days 11-13: two
+    episodes, two alerts; every day's health recorded."""
+    from mlops_lifecycle import alerts
+
+    spec = _spec(example_spec, drift_days_required=30, min_rows=100)  # no retraining: only the paging
+    start = DAY
+    drifted = {0, 1, 2, 4, 5, 10, 11, 12}
+    decisions = []
+    for i in range(13):
+        day = start + dt.timedelta(days=i)
+        check = _day(spec, day, rows=500, drifted=i in drifted)
+        decisions.append(monitoring.decide_retraining(spec, day, check, run_id="pytest"))
+    paged = alerts.read_alerts(spec.name, "drift")
+    first, second = start + dt.timedelta(days=2), start + dt.timedelta(days=12)
+    # Each episode pages on its third drifted day (drift.episode_min_days), and only then.
+    assert sorted(a["details"]["ds"] for a in paged) == [first.isoformat(), second.isoformat()], paged
+    assert [a["details"]["episode_start"] for a in sorted(paged, key=lambda a: a["details"]["ds"])] == [
+        start.isoformat(), (start + dt.timedelta(days=10)).isoformat()]
+    assert decisions[5]["episode_start"] == start.isoformat(), "one calm day does not end an episode"
+    assert len(lake.events(spec.name, "health")) == 13
+    # A rerun of a paged day does not page twice.
+    monitoring.decide_retraining(spec, first, _day(spec, first, rows=500, drifted=True), run_id="rerun")
+    assert len(alerts.read_alerts(spec.name, "drift")) == 2
