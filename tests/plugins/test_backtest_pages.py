@@ -4,14 +4,10 @@ DAG permissions, like the other reports, rendering the JSON that mlops backtest 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from backtest_report import REPORT
 from reports_api import api_server
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_backtest import REPORT  # noqa: E402
 
 MODEL = "late_delivery"
 BASE = f"/mlops/models/{MODEL}/backtests"

@@ -7,7 +7,7 @@ import copy
 import json
 
 import pytest
-from test_backtest import REPORT
+from backtest_report import REPORT
 
 from mlops_lifecycle import lake, report_server
 from mlops_lifecycle.report_server import NotServed
