@@ -31,6 +31,7 @@ RETAIL_SMALL = {
         "window_days": 20,
         "validation_days": 1,
         "holdout_days": 1,
+        "holdout_min_rows": 200,  # one day, as e2e_specs.SMALL: the story is day 1 trains, day 2 scores
         "min_rows": 600,
         "slice_column": "store_format",
         "early_stopping_rounds": 10,
