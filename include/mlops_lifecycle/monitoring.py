@@ -168,14 +168,19 @@ def concept_metrics(spec: ModelSpec, frame, version: str | int, day: dt.date | N
     baseline = mv.tags.get("expected.value") or mv.tags.get(f"holdout_{metric}")
     y = labelled[spec.target.column].to_numpy(dtype=float)
     value = evaluation.metrics(spec, y, labelled["prediction"].to_numpy())[metric]
-    concept.update(metric=metric, value=value, baseline=float(baseline) if baseline else None)
+    expectation = expectation_of(spec, version)
+    # The holdout's level times the day's weekday factor (training.metric_by_weekday): a
+    # weekly shape of the error is expected, not a sign that the model got worse.
+    factor = (expectation.get("by_weekday") or {}).get(str(day.weekday()), 1.0) if day is not None else 1.0
+    baseline = float(baseline) * factor if baseline else None
+    concept.update(metric=metric, value=value, baseline=baseline, weekday_factor=factor)
     if baseline is not None:
         drop = (float(baseline) - value) if spec.higher_is_better(metric) else (value - float(baseline))
         concept["drop"] = drop
         limit = spec.drift.max_metric_drop
         se_unit, rows = mv.tags.get("expected.std_error"), mv.tags.get("expected.rows")
         spread = float(mv.tags.get("expected.between_day_sd") or 0.0)
-        se = (math.sqrt(float(se_unit) ** 2 * int(rows) / n + spread**2)
+        se = (math.sqrt((float(se_unit) * factor) ** 2 * int(rows) / n + spread**2)
               if se_unit and rows and float(se_unit) > 0 else None)
         if se is not None and not math.isnan(value):
             p = _normal_sf(drop / se)
@@ -186,7 +191,7 @@ def concept_metrics(spec: ModelSpec, frame, version: str | int, day: dt.date | N
                 concept["degraded"] = bool(limit is not None and drop > limit)
         else:
             concept["degraded"] = bool(limit is not None and drop > limit)
-    rate = expectation_of(spec, version).get("label_rate")
+    rate = expectation.get("label_rate")
     if rate:
         expected = rate["by_weekday"].get(str(day.weekday())) if day is not None else None
         expected = rate["overall"] if expected is None else expected

@@ -142,16 +142,8 @@ def decide(
         holdout["min_detectable_gain"] = min_detectable_gain(paired.get("std_error"), rules.significance)
     too_small = holdout.get("rows") is not None and holdout.get("min_rows") is not None \
         and holdout["rows"] < holdout["min_rows"]
-    holdout["too_small_to_decide"] = bool(too_small)
-    if too_small:
-        ok = False
-        mde = holdout.get("min_detectable_gain")
-        reasons.append(
-            f"too small to decide: the holdout holds {holdout['rows']} rows, fewer than the {holdout['min_rows']} "
-            "a comparison needs (training.holdout_min_rows; the window had no more days to give)"
-            + (f"; it could only detect a gain of {mde:.4f} or more" if mde is not None and not _bad(mde) else "")
-            + "; the champion stays"
-        )
+    holdout["too_small_to_decide"] = False  # settled below, once the gain and its noise are known
+    power_at = len(reasons)  # the power verdict goes first among the comparison's reasons
     # ---- end of power ----
     gain = (new - old) if higher else (old - new)
     if gain >= rules.margin and gain > 0:
@@ -182,6 +174,28 @@ def decide(
                 f"gain is not noise: p={paired['p_value']:.4f} <= {rules.significance} over "
                 f"{paired['resamples']} paired bootstrap resamples"
                 + (f" (smallest detectable gain {mde:.4f})" if mde is not None and not _bad(mde) else "")
+            )
+
+    if too_small:
+        # A holdout short of its rows lacks power, not evidence: a gain that passed the noise
+        # test and is larger than the smallest gain these rows could detect is decisive anyway;
+        # anything less cannot be told from what a bigger holdout might show.
+        mde = holdout.get("min_detectable_gain")
+        significant = (paired is not None and rules.significance is not None
+                       and not _bad(paired.get("p_value")) and paired["p_value"] <= rules.significance)
+        shortfall = (f"the holdout holds {holdout['rows']} rows, fewer than the {holdout['min_rows']} a comparison "
+                     "needs (training.holdout_min_rows; the window had no more days to give)")
+        if significant and mde is not None and not _bad(mde) and gain >= mde:
+            reasons.insert(power_at, f"decisive on a small holdout: {shortfall}, but the gain {gain:.4f} passed the noise test "
+                           f"and exceeds the smallest gain these rows could detect ({mde:.4f})")
+        else:
+            ok = False
+            holdout["too_small_to_decide"] = True
+            reasons.insert(
+                power_at,
+                f"too small to decide: {shortfall}"
+                + (f"; it could only detect a gain of {mde:.4f} or more" if mde is not None and not _bad(mde) else "")
+                + "; the champion stays"
             )
 
     for value in rules.protected_slices:

@@ -57,6 +57,7 @@ class RetrainConf(_Conf):
     model: str | None = None
     retrain: StrictBool | None = None
     already_requested: StrictBool | None = None
+    episode_start: dt.date | None = None  # the first troubled day of the episode the request belongs to
     # Evidence: accepted only as copies of the recorded request (see the module docstring).
     drift_share: Any = None
     drifted_columns: Any = None

@@ -396,7 +396,7 @@ class TrainingSpec(_Strict):
         None, ge=1,
         description="Fewest labelled rows the holdout must hold: it takes more days back (up to holdout_max_days) "
         "until it has them, and a comparison with the champion on fewer says it was too small to decide. None: "
-        "from the model's volume, 2000 rows or a quarter of the window's labelled rows when that is less.",
+        "from the model's volume, 2000 rows or a fifth of the window's labelled rows when that is less.",
     )
     holdout_max_days: int | None = Field(
         None, ge=1,

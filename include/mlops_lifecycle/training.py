@@ -236,11 +236,12 @@ def holdout_needs(spec: ModelSpec, labelled_rows: int) -> tuple[int, int]:
     """The rows the holdout needs and the most days it may take to get them.
 
     ``training.holdout_min_rows``, or from the model's volume: :data:`AUTO_HOLDOUT_ROWS`,
-    or a quarter of the window's labelled rows when that is less (a small model is not
-    asked for rows it never has). At most ``training.holdout_max_days`` days, by default a
-    quarter of the window (never fewer than ``holdout_days``)."""
+    or a fifth of the window's labelled rows when that is less (a small model is not
+    asked for rows it never has: a fifth, so that the quarter of the window's days the
+    holdout may take reaches it on a feed with gaps). At most ``training.holdout_max_days``
+    days, by default a quarter of the window (never fewer than ``holdout_days``)."""
     t = spec.training
-    rows = t.holdout_min_rows if t.holdout_min_rows is not None else min(AUTO_HOLDOUT_ROWS, max(1, labelled_rows // 4))
+    rows = t.holdout_min_rows if t.holdout_min_rows is not None else min(AUTO_HOLDOUT_ROWS, max(1, labelled_rows // 5))
     days = t.holdout_max_days if t.holdout_max_days is not None else t.window_days // 4
     return int(rows), max(t.holdout_days, int(days))
 
@@ -292,6 +293,33 @@ def metric_spread(spec: ModelSpec, labelled: Any, predictions: Any, *, std_error
     values = np.array([v for v, _ in daily])
     noise = np.mean([std_error**2 * rows / n for _, n in daily])
     return float(np.sqrt(max(float(values.var(ddof=1)) - noise, 0.0)))
+
+
+def metric_by_weekday(spec: ModelSpec, labelled: Any, predictions: Any) -> dict[str, float]:
+    """Each weekday's promotion metric over the window as a share of the whole window's.
+
+    A regression's error grows with the level of its target, and the level follows the week
+    (a Saturday's demand): a holdout of a few days cannot say what a Saturday should score.
+    The ratio, taken over every labelled day of the window, carries the weekly shape; the
+    holdout's value carries the level of unseen data. Weekdays with fewer rows than
+    ``drift.min_labelled_rows``, or a metric that is not a positive number, are left out.
+    """
+    import numpy as np
+
+    metric = spec.promotion.metric
+    y = labelled[spec.target.column].to_numpy(dtype=float)
+    overall = promotion.metric_value(spec, metric, y, predictions)
+    if not overall > 0:
+        return {}
+    weekday = labelled[spec.event_time].dt.weekday.to_numpy()
+    out: dict[str, float] = {}
+    for wd in np.unique(weekday):
+        mask = weekday == wd
+        if mask.sum() >= spec.drift.min_labelled_rows:
+            value = promotion.metric_value(spec, metric, y[mask], predictions[mask])
+            if value > 0:
+                out[str(int(wd))] = float(value / overall)
+    return out
 
 
 def feature_importance(spec: ModelSpec, model: Any, columns: list[str]) -> dict[str, float]:
@@ -496,13 +524,16 @@ def train_and_register(spec: ModelSpec, window: dict[str, Any], *, trigger: dict
     # metric over the window, beyond what its rows explain, widens the expected error too.
     # In-sample days vary less than new ones; the out-of-sample days (validation, holdout) are
     # few: the larger of the two spreads.
+    window_rows = pd.concat([split["train"], split["validation"], split["holdout"]])
+    window_pred = np.concatenate([evaluation.predict(spec, model, x_train), pred_val, pred_hold])
     expectation["between_day_sd"] = max(
-        metric_spread(spec, pd.concat([split["train"], split["validation"], split["holdout"]]),
-                      np.concatenate([evaluation.predict(spec, model, x_train), pred_val, pred_hold]),
-                      std_error=expectation["std_error"], rows=expectation["rows"]),
+        metric_spread(spec, window_rows, window_pred, std_error=expectation["std_error"], rows=expectation["rows"]),
         metric_spread(spec, pd.concat([split["validation"], split["holdout"]]), np.concatenate([pred_val, pred_hold]),
                       std_error=expectation["std_error"], rows=expectation["rows"]),
     )
+    # The weekly shape of the metric (see metric_by_weekday): monitoring expects a day's
+    # metric at the holdout's value times its weekday's factor.
+    expectation["by_weekday"] = metric_by_weekday(spec, window_rows, window_pred)
     # ---- end of monitoring expectations ----
 
     exp_id = registry.ensure_experiment(spec)

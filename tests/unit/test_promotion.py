@@ -64,17 +64,28 @@ def test_the_smallest_detectable_gain_follows_the_bootstrap_spread_and_the_signi
 
 
 def test_a_holdout_below_its_row_minimum_is_too_small_to_decide_and_the_champion_stays(example_spec):
-    clear_win = _paired(0.001, 0.05, 0.01)
-    d = decide(example_spec, challenger_metrics=_auc(0.85), champion_metrics=_auc(0.80), paired=clear_win,
+    # A gain within what 300 rows can tell apart (0.02 < the smallest detectable 0.0249): no power to decide.
+    marginal = _paired(0.04, 0.02, 0.01)
+    d = decide(example_spec, challenger_metrics=_auc(0.82), champion_metrics=_auc(0.80), paired=marginal,
                holdout={"rows": 300, "min_rows": 2000})
     assert not d.promote
     assert any(r.startswith("too small to decide: the holdout holds 300 rows, fewer than the 2000") and
                r.endswith("the champion stays") for r in d.reasons), d.reasons
     assert d.holdout["too_small_to_decide"] is True and abs(d.holdout["min_detectable_gain"] - 0.02487) < 1e-4
-    # Control: the same evidence on a holdout that reached its rows is promoted, and says what it could see.
-    d = decide(example_spec, challenger_metrics=_auc(0.85), champion_metrics=_auc(0.80), paired=clear_win,
+    # Control: the same evidence on a holdout that reached its rows is promoted.
+    d = decide(example_spec, challenger_metrics=_auc(0.82), champion_metrics=_auc(0.80), paired=marginal,
                holdout={"rows": 2400, "min_rows": 2000})
     assert d.promote and d.holdout["too_small_to_decide"] is False
+
+
+def test_a_clear_win_on_a_small_holdout_is_decisive_and_says_why(example_spec):
+    # Significant and beyond the smallest detectable gain (0.05 > 0.0249): the small holdout lacked
+    # power, not evidence, so the challenger is promoted (the bike back-test rejected 18 such wins).
+    clear_win = _paired(0.001, 0.05, 0.01)
+    d = decide(example_spec, challenger_metrics=_auc(0.85), champion_metrics=_auc(0.80), paired=clear_win,
+               holdout={"rows": 300, "min_rows": 2000})
+    assert d.promote and d.holdout["too_small_to_decide"] is False
+    assert any(r.startswith("decisive on a small holdout: the holdout holds 300 rows") for r in d.reasons), d.reasons
     assert "smallest detectable gain 0.0249" in d.summary
 
 

@@ -255,3 +255,25 @@ def test_a_comparison_on_a_holdout_too_small_to_decide_says_so_and_keeps_the_cha
     assert mv.tags["promotion.too_small_to_decide"] == "true"
     assert float(mv.tags["promotion.min_detectable_gain"]) == pytest.approx(out["holdout"]["min_detectable_gain"], abs=1e-6)
     assert mlflow.get_run(trained["run_id"]).data.tags["promotion.holdout_rows"] == str(trained["holdout_rows"])
+
+
+def test_a_weekly_shape_of_the_error_is_expected_per_weekday_not_taken_for_a_worse_model(example_spec_module):
+    """A regression's error follows the level of its target: Saturdays (twice the demand,
+    twice the error) get twice the expected error, so a normal Saturday is not concept drift."""
+    from mlops_lifecycle import training
+
+    spec = scenario_spec(example_spec_module)
+    spec = ModelSpec.model_validate({**spec.model_dump(), "target": {"column": spec.target.column,
+                                                                     "task": "regression"},
+                                     "promotion": {**spec.promotion.model_dump(), "metric": "rmse"}})
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2026-03-02", periods=28, freq="D")  # four whole weeks, Monday first
+    times = np.repeat(days, 100)
+    level = np.where(times.weekday == 5, 2.0, 1.0)
+    y = 100 * level
+    frame = pd.DataFrame({spec.event_time: times, spec.target.column: y + rng.normal(0, 10, len(y)) * level})
+    factors = training.metric_by_weekday(spec, frame, y)
+    assert set(factors) == {str(d) for d in range(7)}
+    saturday, others = factors["5"], [factors[str(d)] for d in range(7) if d != 5]
+    assert saturday == pytest.approx(2 * np.mean(others), rel=0.15)
+    assert max(others) < 1.0 < saturday
