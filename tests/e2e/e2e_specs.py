@@ -50,3 +50,22 @@ def isolated_stores(base: Path) -> Iterator[pytest.MonkeyPatch]:
         mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         yield mp
+
+
+def replay_example_days(base: Path, history: list, days: list, *, corrupt_days: tuple = ()) -> tuple:
+    """In stores already pointed at ``base`` (see :func:`isolated_stores`): write the small
+    spec and 300-row landing files, seed ``history``, then replay ``days`` through the real
+    DAGs. Returns the spec and each day's :class:`replay.DayResult`."""
+    write_small_spec(base / "specs")
+
+    from mlops_lifecycle import ingestion, replay
+    from mlops_lifecycle.examples import late_delivery
+    from mlops_lifecycle.spec import get_spec
+
+    spec = get_spec("late_delivery")
+    template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
+    late_delivery.write_landing(template, [*history, *days], rows=300, corrupt_days=corrupt_days)
+    replay.seed_history(spec, history)
+    dags = replay.load_dags(spec)
+    replay.clear_runs(spec)
+    return spec, {d: replay.run_day(spec, dags, d, logfile=base / "runs.log") for d in days}

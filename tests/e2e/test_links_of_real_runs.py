@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from e2e_specs import write_small_spec
+from e2e_specs import isolated_stores, replay_example_days
 from reports_api import api_server
 
 pytestmark = pytest.mark.e2e
@@ -27,26 +27,13 @@ LINK_NAMES = {"Data Docs", "Drift report", "MLflow model version", "MLflow run",
 def runs(tmp_path_factory, airflow_db):
     """Three days through the real DAGs; yields the runs and an api-server on the same DB and lake."""
     base = tmp_path_factory.mktemp("report_links")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
+    with isolated_stores(base) as mp:
         mp.setenv("MLOPS_MLFLOW_UI_URL", "https://mlflow.example.org/")
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        write_small_spec(base / "specs")
-
         from airflow.models.dagrun import DagRun
 
-        from mlops_lifecycle import dag_factory, ingestion, replay
-        from mlops_lifecycle.examples import late_delivery
-        from mlops_lifecycle.spec import get_spec
+        from mlops_lifecycle import dag_factory
 
-        spec = get_spec("late_delivery")
-        template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
-        late_delivery.write_landing(template, [*HISTORY, DAY1, DAY2, DAY3], rows=300, corrupt_days=(DAY3,))
-        replay.seed_history(spec, HISTORY)
-        dags = replay.load_dags(spec)
-        replay.clear_runs(spec)
-        days = {d: replay.run_day(spec, dags, d, logfile=base / "runs.log") for d in (DAY1, DAY2, DAY3)}
+        spec, days = replay_example_days(base, HISTORY, [DAY1, DAY2, DAY3], corrupt_days=(DAY3,))
         daily_runs = {dr.logical_date.date(): dr.run_id for dr in DagRun.find(dag_id=dag_factory.dag_id(spec.name, "daily"))}
         retrain = [dr for dr in DagRun.find(dag_id=dag_factory.dag_id(spec.name, "retrain")) if str(dr.state) == "success"]
         with api_server(base) as api:

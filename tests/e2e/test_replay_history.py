@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from e2e_specs import write_small_spec
+from e2e_specs import isolated_stores, replay_example_days
 from reports_api import api_server
 
 pytestmark = pytest.mark.e2e
@@ -28,23 +28,8 @@ DAILY, RETRAIN = "late_delivery__daily", "late_delivery__retrain"
 def ui(tmp_path_factory, airflow_db):
     """Three days replayed; yields the REST API of an api-server on the same DB and logs."""
     base = tmp_path_factory.mktemp("replay_history")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_DATA_DIR", str(base / "data"))
-        mp.setenv("MLOPS_SPECS_DIR", str(base / "specs"))
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        write_small_spec(base / "specs")
-
-        from mlops_lifecycle import ingestion, replay
-        from mlops_lifecycle.examples import late_delivery
-        from mlops_lifecycle.spec import get_spec
-
-        spec = get_spec("late_delivery")
-        template = ingestion.source_path(spec, "2000-01-01").replace("2000-01-01", "{ds}")
-        late_delivery.write_landing(template, [*HISTORY, DAY1, DAY2, DAY3], rows=300, corrupt_days=(DAY3,))
-        replay.seed_history(spec, HISTORY)
-        dags = replay.load_dags(spec)
-        replay.clear_runs(spec)
-        days = {d: replay.run_day(spec, dags, d, logfile=base / "runs.log") for d in (DAY1, DAY2, DAY3)}
+    with isolated_stores(base):
+        _, days = replay_example_days(base, HISTORY, [DAY1, DAY2, DAY3], corrupt_days=(DAY3,))
         with api_server(base) as api:
 
             def get(path: str, **params) -> dict:
